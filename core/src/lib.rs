@@ -1,0 +1,43 @@
+//! Gauntlet's core: the pure, deterministic decisions a resilient multi-server MCP client makes.
+//!
+//! Both the real client (`gauntlet-client`) and the simulator (`gauntlet-sim`) drive these
+//! decisions; nothing here does I/O, reads a clock or draws OS entropy, and nothing needs an
+//! async runtime. That is what makes every decision benchmarkable in nanoseconds, property-
+//! testable without a runtime, and reproducible from a seed.
+//!
+//! The seams:
+//! - **Time** is a value, [`Time`], passed to every decision that needs it.
+//! - **Randomness** is a [`SeededRng`] (ChaCha8: portable across platforms and versions)
+//!   passed in by the caller, derived from one root seed per run.
+//! - **Servers** are dense [`ServerId`]s into a [`Fleet`] of per-server state. No hash-map
+//!   iteration order reaches a decision.
+//!
+//! The mechanisms, one module each:
+//! - [`balance`]: which server of a replica set takes the next call.
+//! - [`route`]: the federated tool catalog, and which servers may serve a tool.
+//!
+//! ```
+//! use gauntlet_core::balance::{Balancer, P2c, PeakEwma, PickContext};
+//! use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerSpec, Time};
+//! use std::time::Duration;
+//!
+//! let mut fleet = Fleet::new(LatencyConfig::default());
+//! let ids: Vec<_> = ["a", "b", "c"].iter().map(|n| fleet.add(n, ServerSpec::default()).unwrap()).collect();
+//! let mut balancer = P2c::new(PeakEwma);
+//! let mut rng = SeededRng::new(42);
+//! let now = Time::from_secs(1);
+//! let id = balancer.pick(&fleet.view(&ids), &PickContext::at(now), &mut rng).unwrap();
+//! fleet.begin(id);
+//! fleet.end(id, Duration::from_millis(12), now + Duration::from_millis(12));
+//! ```
+
+pub mod balance;
+pub mod fleet;
+pub mod rng;
+pub mod route;
+pub mod testing;
+pub mod time;
+
+pub use fleet::{Fleet, FleetView, LatencyConfig, ServerId, ServerSpec};
+pub use rng::SeededRng;
+pub use time::Time;

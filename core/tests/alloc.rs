@@ -1,0 +1,79 @@
+//! The hot path does not allocate: a counting global allocator watches picks and records.
+//!
+//! Its own test binary, because a global allocator is process-wide, and one `#[test]`, because
+//! the test harness's other threads would allocate concurrently and blur the count.
+#![allow(unsafe_code)] // a `GlobalAlloc` impl is unsafe by definition
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use gauntlet_core::balance::{BalancerConfig, PickContext, SlowStartConfig, Strategy};
+use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerSpec, Time};
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+struct Counting;
+
+// SAFETY: forwards every call to `System` unchanged; only counts this thread's allocations.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn a_pick_and_its_record_allocate_nothing_once_caches_are_warm() {
+    let mut fleet = Fleet::new(LatencyConfig::default());
+    let ids: Vec<_> = (0..1_000)
+        .map(|i| fleet.add(&format!("s{i}"), ServerSpec { weight: 1 + i % 7, priority: i % 3 }).unwrap())
+        .collect();
+    let tried = [ids[3], ids[500]];
+    let mut policies = Vec::new();
+    for strategy in Strategy::ALL {
+        policies.push(BalancerConfig::from(strategy));
+        policies.push(BalancerConfig {
+            priority_threshold: Some(0.7),
+            slow_start: Some(SlowStartConfig::default()),
+            ..strategy.into()
+        });
+    }
+    for policy in policies {
+        let mut balancer = policy.build();
+        let mut rng = SeededRng::new(1);
+        // Warm up: the first pick after an epoch change builds the caches.
+        let warm = PickContext::at(Time::from_secs(1));
+        balancer.pick(&fleet.view(&ids), &warm, &mut rng).unwrap();
+        let before = allocations();
+        for k in 0..10_000u64 {
+            let now = Time::from_secs(1) + Duration::from_micros(k);
+            let ctx = PickContext::at(now).with_affinity(k);
+            let ctx = if k % 4 == 0 { ctx.excluding(&tried) } else { ctx };
+            let id = balancer.pick(&fleet.view(&ids), &ctx, &mut rng).unwrap();
+            fleet.begin(id);
+            fleet.end(id, Duration::from_micros(200 + k % 300), now);
+        }
+        let spent = allocations() - before;
+        assert_eq!(spent, 0, "{policy:?} allocated {spent} times in 10,000 picks and records");
+    }
+}

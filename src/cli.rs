@@ -1,0 +1,48 @@
+//! Raw command-line arguments, as clap parses them. Validation happens in each command's
+//! `TryFrom`, once, at the edge.
+
+use clap::{Parser, Subcommand};
+
+/// Build and prove resilient multi-server MCP clients.
+#[derive(Debug, Parser)]
+#[command(name = "gauntlet", version, about, propagate_version = true)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// List the built-in balancing strategies.
+    Strategies,
+    /// Show how a strategy spreads picks over a fleet you describe.
+    Pick(PickArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PickArgs {
+    /// The balancing strategy (see `gauntlet strategies`).
+    #[arg(long, short, default_value = "p2c-peak-ewma")]
+    pub(crate) strategy: String,
+    /// How many servers (ignored when --weights is given).
+    #[arg(long, short = 'n', default_value_t = 3)]
+    pub(crate) servers: u32,
+    /// Comma-separated weights, one per server (e.g. 5,1,1).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) weights: Vec<u32>,
+    /// Comma-separated priorities, one per server; enables priority tiers.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) priorities: Vec<u32>,
+    /// The panic threshold of priority tiers.
+    #[arg(long, default_value_t = 0.7)]
+    pub(crate) panic_threshold: f64,
+    /// Comma-separated indices of servers that are down.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) down: Vec<u32>,
+    /// How many picks.
+    #[arg(long, short, default_value_t = 10_000)]
+    pub(crate) picks: u32,
+    /// The seed of the run's random source.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+}

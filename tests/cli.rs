@@ -1,0 +1,52 @@
+//! The `gauntlet` binary, end to end: arguments in, output and exit code out.
+
+use std::process::{Command, Output};
+
+fn gauntlet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gauntlet")).args(args).output().expect("the gauntlet binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn strategies_lists_every_balancer() {
+    let o = gauntlet(&["strategies"]);
+    assert!(o.status.success());
+    for name in ["round-robin", "weighted", "least-outstanding", "random", "p2c", "p2c-peak-ewma", "maglev"] {
+        assert!(stdout(&o).lines().any(|l| l.starts_with(name)), "{name} missing");
+    }
+}
+
+#[test]
+fn pick_honours_weights_and_skips_servers_that_are_down() {
+    let o = gauntlet(&["pick", "--strategy", "weighted", "--weights", "3,1,1", "--down", "2", "--picks", "4000"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<Vec<String>> =
+        stdout(&o).lines().skip(2).map(|l| l.split_whitespace().map(str::to_owned).collect()).collect();
+    let picks: Vec<u64> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
+    assert_eq!(picks, [3000, 1000, 0]);
+}
+
+#[test]
+fn the_same_seed_prints_the_same_output() {
+    let args = ["pick", "--strategy", "p2c-peak-ewma", "-n", "7", "--seed", "99", "--picks", "5000"];
+    assert_eq!(stdout(&gauntlet(&args)), stdout(&gauntlet(&args)));
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message_naming_the_problem() {
+    for (args, needle) in [
+        (&["pick", "--strategy", "fastest"][..], "unknown balancer `fastest`"),
+        (&["pick", "--down", "5"][..], "server 5 does not exist"),
+        (&["pick", "--weights", "1,0"][..], "--weights: 0"),
+        (&["pick", "--panic-threshold", "1.5", "--priorities", "1,1,0"][..], "--panic-threshold"),
+        (&["pick", "--picks", "banana"][..], "banana"),
+    ] {
+        let o = gauntlet(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
