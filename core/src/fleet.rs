@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::time::{Time, nanos_of};
 
 /// A server's dense index in its [`Fleet`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServerId(pub u32);
 
 impl ServerId {

@@ -15,6 +15,14 @@
 //! The mechanisms, one module each:
 //! - [`balance`]: which server of a replica set takes the next call.
 //! - [`route`]: the federated tool catalog, and which servers may serve a tool.
+//! - [`breaker`]: may this call go to that server ([`outcome`] says what counts as failure).
+//! - [`outlier`]: take a misbehaving server out of rotation for a while.
+//! - [`retry`]: whether to try again, when and where, within a budget.
+//! - [`hedge`]: when to send a backup request, and which answer wins.
+//! - [`aggregate`]: one answer from several servers' (first, fastest, all, majority, quorum).
+//! - [`cache`]: TTL + LRU answers for tool lists and read-only results.
+//! - [`health`]: active checks with jitter, combined with passive signals.
+//! - [`metrics`]: per-server counters and HDR histograms, Prometheus text.
 //!
 //! ```
 //! use gauntlet_core::balance::{Balancer, P2c, PeakEwma, PickContext};
@@ -31,8 +39,18 @@
 //! fleet.end(id, Duration::from_millis(12), now + Duration::from_millis(12));
 //! ```
 
+pub mod aggregate;
 pub mod balance;
+pub mod breaker;
+pub mod cache;
 pub mod fleet;
+pub mod health;
+pub mod hedge;
+pub mod latency;
+pub mod metrics;
+pub mod outcome;
+pub mod outlier;
+pub mod retry;
 pub mod rng;
 pub mod route;
 pub mod testing;

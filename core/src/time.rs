@@ -24,6 +24,11 @@ impl Time {
         Time(nanos)
     }
 
+    /// An instant `micros` microseconds after the epoch.
+    pub const fn from_micros(micros: u64) -> Time {
+        Time(micros.saturating_mul(1_000))
+    }
+
     /// An instant `millis` milliseconds after the epoch.
     pub const fn from_millis(millis: u64) -> Time {
         Time(millis.saturating_mul(1_000_000))

@@ -9,7 +9,15 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use gauntlet_core::balance::{BalancerConfig, PickContext, SlowStartConfig, Strategy};
-use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerSpec, Time};
+use gauntlet_core::breaker::{Breaker, BreakerConfig};
+use gauntlet_core::health::{Health, HealthConfig};
+use gauntlet_core::hedge::{HedgeConfig, Hedger};
+use gauntlet_core::metrics::Metrics;
+use gauntlet_core::outcome::{Classifier, Outcome};
+use gauntlet_core::outlier::{OutlierConfig, OutlierDetector};
+use gauntlet_core::retry::{BudgetConfig, CallKind, RetryBudget};
+use gauntlet_core::route::ToolHints;
+use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerId, ServerSpec, Time};
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
@@ -43,7 +51,13 @@ fn allocations() -> u64 {
 }
 
 #[test]
-fn a_pick_and_its_record_allocate_nothing_once_caches_are_warm() {
+fn the_per_call_policy_path_allocates_nothing() {
+    picks_and_records();
+    breaker_budget_and_recorders();
+}
+
+/// Every balancer's pick, and the fleet's record of the call, once caches are warm.
+fn picks_and_records() {
     let mut fleet = Fleet::new(LatencyConfig::default());
     let ids: Vec<_> = (0..1_000)
         .map(|i| fleet.add(&format!("s{i}"), ServerSpec { weight: 1 + i % 7, priority: i % 3 }).unwrap())
@@ -76,4 +90,43 @@ fn a_pick_and_its_record_allocate_nothing_once_caches_are_warm() {
         let spent = allocations() - before;
         assert_eq!(spent, 0, "{policy:?} allocated {spent} times in 10,000 picks and records");
     }
+}
+
+/// Breaker permit + record through trips and recoveries, retry-budget deposits and
+/// withdrawals, hedge decisions, outlier, health and metrics records.
+fn breaker_budget_and_recorders() {
+    let classifier = Classifier::default();
+    let mut breaker = Breaker::new(BreakerConfig::default(), Time::ZERO);
+    let mut budget = RetryBudget::new(BudgetConfig::default());
+    let mut hedger = Hedger::new(HedgeConfig::default());
+    let mut outlier = OutlierDetector::new(OutlierConfig::default(), 4, Time::ZERO);
+    let mut rng = SeededRng::new(2);
+    let mut health = Health::new(HealthConfig::default(), Time::ZERO, &mut rng);
+    let mut metrics = Metrics::new();
+    for i in 0..4 {
+        metrics.add_server(ServerId(i), &format!("s{i}"));
+    }
+    let kind = CallKind::Tool { hints: ToolHints { read_only: true, idempotent: true }, trusted: true };
+    let outcomes = [Outcome::Success, Outcome::Timeout, Outcome::ToolError, Outcome::Transport, Outcome::Success];
+    let before = allocations();
+    for k in 0..50_000u64 {
+        let now = Time::from_millis(k);
+        // Failures come in bursts so the breaker trips, opens, probes and closes again.
+        let outcome = if (k / 500) % 3 == 1 { Outcome::Timeout } else { outcomes[(k % 5) as usize] };
+        let verdict = classifier.classify(outcome);
+        let latency = Duration::from_micros(100 + k % 5_000);
+        if let Ok(permit) = breaker.permit(now) {
+            let _ = breaker.record(permit, verdict, latency, now);
+        }
+        budget.deposit(now);
+        let _ = budget.withdraw(now);
+        hedger.observe(latency);
+        let _ = hedger.decide(kind, latency, 0, now, now + Duration::from_secs(1), &mut budget);
+        let server = ServerId((k % 4) as u32);
+        let _ = outlier.record(server, verdict, now);
+        let _ = health.record_call(verdict);
+        metrics.record_attempt(server, outcome, latency);
+    }
+    let spent = allocations() - before;
+    assert_eq!(spent, 0, "the breaker, budget and recorders allocated {spent} times in 50,000 calls");
 }
