@@ -31,8 +31,7 @@ impl Balancer for LeastOutstanding {
         let len = u32::try_from(ids.len()).ok().filter(|&n| n > 0)?;
         let start = rng.below(len) as usize;
         let mut best: Option<(u32, ServerId)> = None;
-        for k in 0..ids.len() {
-            let id = ids[(start + k) % ids.len()];
+        for &id in ids[start..].iter().chain(&ids[..start]) {
             if ctx.is_excluded(id) {
                 continue;
             }

@@ -50,8 +50,7 @@ impl Load for PeakEwma {
     type Metric = f64;
     #[inline]
     fn load(&self, view: &FleetView<'_>, id: ServerId, now: Time) -> f64 {
-        let s = view.state(id);
-        s.latency_nanos(now, view.fleet().latency_config()) * f64::from(s.outstanding() + 1)
+        view.fleet().latency_nanos(id, now) * f64::from(view.state(id).outstanding() + 1)
     }
 }
 

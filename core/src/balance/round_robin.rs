@@ -29,12 +29,17 @@ impl Balancer for RoundRobin {
     fn pick(&mut self, view: &FleetView<'_>, ctx: &PickContext<'_>, _rng: &mut SeededRng) -> Option<ServerId> {
         let ids = self.available.refresh(view);
         let len = ids.len();
+        // The list may have shrunk since the last pick: wrap without a division.
+        let mut at = if self.next < len { self.next } else { 0 };
         // At most `exclude.len() + 1` steps: only excluded servers are skipped.
-        for step in 0..len {
-            let at = (self.next + step) % len;
+        for _ in 0..len {
             let id = ids[at];
+            at += 1;
+            if at == len {
+                at = 0;
+            }
             if !ctx.is_excluded(id) {
-                self.next = at + 1;
+                self.next = at;
                 return Some(id);
             }
         }
