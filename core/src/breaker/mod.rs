@@ -283,7 +283,7 @@ impl Breaker {
     }
 
     /// The closed-state window's totals at `now`.
-    pub fn totals(&self, now: Time) -> Totals {
+    pub fn totals(&mut self, now: Time) -> Totals {
         self.window.totals(now)
     }
 
@@ -348,7 +348,7 @@ impl Breaker {
                 let failed = verdict == Verdict::Failure;
                 self.window.record(failed, slow, now);
                 self.consecutive = if failed { self.consecutive + 1 } else { 0 };
-                self.should_trip(now).map(|reason| self.trip(reason, now))
+                self.should_trip().map(|reason| self.trip(reason, now))
             }
             State::HalfOpen { since, admitted, succeeded } => {
                 let Some(slot) = permit.probe else {
@@ -379,13 +379,14 @@ impl Breaker {
         }
     }
 
-    /// The trip condition of the closed state, checked after each recorded call.
+    /// The trip condition of the closed state, checked right after each recorded call (so the
+    /// window has just been brought up to date).
     #[inline]
-    fn should_trip(&self, now: Time) -> Option<TripReason> {
+    fn should_trip(&self) -> Option<TripReason> {
         if self.config.consecutive_failures.is_some_and(|n| self.consecutive >= n) {
             return Some(TripReason::ConsecutiveFailures);
         }
-        let t = self.window.totals(now);
+        let t = self.window.last_totals();
         if t.calls < self.config.min_calls {
             return None;
         }

@@ -34,7 +34,41 @@ pub const TIME_BUCKETS: usize = 10;
 #[derive(Clone, Debug)]
 pub(crate) enum Window {
     Count { ring: Vec<u8>, next: usize, filled: usize, totals: Totals },
-    Time { width: u64, buckets: [(u64, Totals); TIME_BUCKETS] },
+    Time(TimeRing),
+}
+
+/// Ten buckets with running totals. The head bucket's end time is cached, so a call within the
+/// current bucket (the common case) costs no division and no summing.
+#[derive(Clone, Debug)]
+pub(crate) struct TimeRing {
+    width: u64,
+    /// Index of the newest bucket (`time / width`), and the time at which it ends.
+    head: u64,
+    head_end: u64,
+    buckets: [Totals; TIME_BUCKETS],
+    totals: Totals,
+}
+
+impl TimeRing {
+    /// Moves the head to `now`'s bucket, expiring the buckets that fell out of the window.
+    #[inline]
+    fn advance(&mut self, now: Time) {
+        let t = now.as_nanos();
+        if t < self.head_end {
+            return;
+        }
+        let index = t / self.width;
+        let stale = (index - self.head).min(TIME_BUCKETS as u64);
+        for i in 1..=stale {
+            let slot = ((self.head + i) % TIME_BUCKETS as u64) as usize;
+            let old = std::mem::take(&mut self.buckets[slot]);
+            self.totals.calls -= old.calls;
+            self.totals.failures -= old.failures;
+            self.totals.slow -= old.slow;
+        }
+        self.head = index;
+        self.head_end = (index + 1).saturating_mul(self.width);
+    }
 }
 
 const FAILED: u8 = 1;
@@ -46,10 +80,13 @@ impl Window {
             WindowSize::Count(n) => {
                 Window::Count { ring: vec![0; n.max(1) as usize], next: 0, filled: 0, totals: Totals::default() }
             }
-            WindowSize::Time(span) => Window::Time {
+            WindowSize::Time(span) => Window::Time(TimeRing {
                 width: (nanos_of(span) / TIME_BUCKETS as u64).max(1),
-                buckets: [(u64::MAX, Totals::default()); TIME_BUCKETS],
-            },
+                head: 0,
+                head_end: 0,
+                buckets: [Totals::default(); TIME_BUCKETS],
+                totals: Totals::default(),
+            }),
         }
     }
 
@@ -71,35 +108,36 @@ impl Window {
                 totals.failures += u32::from(failed);
                 totals.slow += u32::from(slow);
             }
-            Window::Time { width, buckets } => {
-                let index = now.as_nanos() / *width;
-                let bucket = &mut buckets[(index % TIME_BUCKETS as u64) as usize];
-                if bucket.0 != index {
-                    *bucket = (index, Totals::default());
+            Window::Time(ring) => {
+                ring.advance(now);
+                let bucket = &mut ring.buckets[(ring.head % TIME_BUCKETS as u64) as usize];
+                for t in [bucket, &mut ring.totals] {
+                    t.calls += 1;
+                    t.failures += u32::from(failed);
+                    t.slow += u32::from(slow);
                 }
-                bucket.1.calls += 1;
-                bucket.1.failures += u32::from(failed);
-                bucket.1.slow += u32::from(slow);
             }
         }
     }
 
+    /// The totals at `now`. Takes `&mut self` because a time window expires old buckets here.
     #[inline]
-    pub(crate) fn totals(&self, now: Time) -> Totals {
+    pub(crate) fn totals(&mut self, now: Time) -> Totals {
         match self {
             Window::Count { totals, .. } => *totals,
-            Window::Time { width, buckets } => {
-                let current = now.as_nanos() / *width;
-                let mut sum = Totals::default();
-                for (index, t) in buckets {
-                    if *index <= current && current - *index < TIME_BUCKETS as u64 {
-                        sum.calls += t.calls;
-                        sum.failures += t.failures;
-                        sum.slow += t.slow;
-                    }
-                }
-                sum
+            Window::Time(ring) => {
+                ring.advance(now);
+                ring.totals
             }
+        }
+    }
+
+    /// The totals as of the last `record` or `totals` call (no expiry).
+    #[inline]
+    pub(crate) fn last_totals(&self) -> Totals {
+        match self {
+            Window::Count { totals, .. } => *totals,
+            Window::Time(ring) => ring.totals,
         }
     }
 
@@ -111,7 +149,10 @@ impl Window {
                 *filled = 0;
                 *totals = Totals::default();
             }
-            Window::Time { buckets, .. } => *buckets = [(u64::MAX, Totals::default()); TIME_BUCKETS],
+            Window::Time(ring) => {
+                ring.buckets = [Totals::default(); TIME_BUCKETS];
+                ring.totals = Totals::default();
+            }
         }
     }
 }
@@ -135,6 +176,8 @@ mod tests {
         w.record(true, true, Time::from_millis(500));
         w.record(false, false, Time::from_secs(9));
         assert_eq!(w.totals(Time::from_secs(9)), Totals { calls: 2, failures: 1, slow: 1 });
+        // A bucket expires as a whole: the 0.5 s call leaves once its bucket [0, 1 s) is
+        // more than ten buckets old.
         assert_eq!(w.totals(Time::from_secs(10)), Totals { calls: 1, failures: 0, slow: 0 });
         assert_eq!(w.totals(Time::from_secs(30)), Totals::default());
     }
