@@ -1,0 +1,638 @@
+//! Configuration: the common `mcpServers` JSON shape, plus Gauntlet's keys.
+//!
+//! ```json
+//! {
+//!   "mcpServers": {
+//!     "search-a": { "command": "my-server", "args": ["--fast"], "env": { "TOKEN": "${TOKEN}" },
+//!                   "group": "search", "weight": 2, "priority": 10, "tags": ["eu"], "trusted": true },
+//!     "remote":   { "type": "http", "url": "http://127.0.0.1:8080/mcp",
+//!                   "headers": { "Authorization": "Bearer ${API_KEY:-dev}" } },
+//!     "raw":      { "type": "tcp", "address": "127.0.0.1:9000" }
+//!   },
+//!   "gauntlet": { "balancer": "p2c-peak-ewma", "callTimeout": "5s" }
+//! }
+//! ```
+//!
+//! - `${VAR}` and `${VAR:-default}` are expanded in `command`, `args`, `env` values, `url`,
+//!   `address` and header values, from the environment the caller passes in (never read
+//!   implicitly, so tests are hermetic). A missing variable without a default is an error that
+//!   names the server, the field and the variable, never a value.
+//! - `env` values and header values are [`Secret`]s: their `Debug` and `Display` print
+//!   `<redacted>`, so no log line or error message can carry them.
+//! - Keys other clients write (`disabled`, `autoApprove`, `alwaysAllow`, `description`,
+//!   `timeout`) are accepted; `disabled: true` skips the server. Any other unknown key is an
+//!   error naming the server and the key, because a typo in a policy key must not silently
+//!   fall back to a default.
+//! - Raw JSON is validated once, here, into a checked [`Config`]: every error names the server
+//!   and the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use gauntlet_core::balance::Strategy;
+use gauntlet_core::route::Namespacing;
+use serde::Deserialize;
+
+/// The most servers one configuration may name.
+pub const MAX_SERVERS: usize = 1_024;
+/// The longest expanded string (a command, an argument, a URL, a value).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
+
+/// A value that must never be printed: an environment value or a header value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that needs it (the transport).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How to reach one server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportSpec {
+    /// A child process speaking MCP over stdin/stdout.
+    Stdio {
+        /// The program.
+        command: String,
+        /// Its arguments (not secret by convention: put secrets in `env`).
+        args: Vec<String>,
+        /// Extra environment variables.
+        env: BTreeMap<String, Secret>,
+    },
+    /// Streamable HTTP.
+    Http {
+        /// The endpoint.
+        url: String,
+        /// Extra request headers.
+        headers: BTreeMap<String, Secret>,
+    },
+    /// Newline-delimited JSON-RPC over a TCP connection.
+    Tcp {
+        /// `host:port`.
+        address: String,
+    },
+}
+
+impl TransportSpec {
+    /// The transport's kind, for display.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportSpec::Stdio { .. } => "stdio",
+            TransportSpec::Http { .. } => "http",
+            TransportSpec::Tcp { .. } => "tcp",
+        }
+    }
+}
+
+/// One server, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Its name (the key in `mcpServers`).
+    pub name: String,
+    /// How to reach it.
+    pub transport: TransportSpec,
+    /// Its replica group (`None`: a group of its own).
+    pub group: Option<String>,
+    /// Weight for weighted balancing.
+    pub weight: u32,
+    /// Priority tier (higher preferred).
+    pub priority: u32,
+    /// Tags for route rules.
+    pub tags: Vec<String>,
+    /// Whether its tool annotations (`readOnlyHint`, `idempotentHint`) are believed.
+    pub trusted: bool,
+    /// Deadline of a connect (including the MCP handshake).
+    pub connect_timeout: Duration,
+    /// Deadline of one call attempt.
+    pub call_timeout: Duration,
+    /// Calls in flight to this server at once.
+    pub max_concurrency: u32,
+    /// Calls waiting for a slot; beyond this a call is rejected at once.
+    pub queue: u32,
+}
+
+/// The client-wide policy, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyConfig {
+    /// The balancing strategy within a replica set.
+    pub balancer: Strategy,
+    /// Honour priority tiers with this panic threshold.
+    pub priority_threshold: Option<f64>,
+    /// How exposed tool names are formed.
+    pub namespacing: Namespacing,
+    /// Attempts per logical call, the first included.
+    pub max_attempts: u32,
+    /// Retry budget: extra attempts per call.
+    pub retry_budget: f64,
+    /// Hedge after this long (`None`: no hedging).
+    pub hedge_after: Option<Duration>,
+    /// The default deadline of a logical call (all attempts).
+    pub deadline: Duration,
+    /// Time between active health checks.
+    pub health_interval: Duration,
+    /// Consecutive failures that open a server's breaker.
+    pub breaker_failures: u32,
+    /// How long a breaker stays open the first time.
+    pub breaker_open_for: Duration,
+    /// The seed of the client's random source.
+    pub seed: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            balancer: Strategy::P2cPeakEwma,
+            priority_threshold: Some(gauntlet_core::balance::DEFAULT_THRESHOLD),
+            namespacing: Namespacing::Always,
+            max_attempts: 3,
+            retry_budget: 0.2,
+            hedge_after: None,
+            deadline: Duration::from_secs(30),
+            health_interval: Duration::from_secs(10),
+            breaker_failures: 5,
+            breaker_open_for: Duration::from_secs(5),
+            seed: 0,
+        }
+    }
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The servers, sorted by name.
+    pub servers: Vec<ServerConfig>,
+    /// The policy.
+    pub policy: PolicyConfig,
+}
+
+/// What is wrong with a configuration. Never contains a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON, or not the expected shape.
+    #[error("{0}")]
+    Syntax(String),
+    /// A field of one server is wrong.
+    #[error("server `{server}`: `{field}`: {message}")]
+    Server {
+        /// The server's name.
+        server: String,
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A field of the `gauntlet` section is wrong.
+    #[error("gauntlet: `{field}`: {message}")]
+    Policy {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn server_error(server: &str, field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Server { server: server.to_owned(), field: field.to_owned(), message: message.into() }
+}
+
+fn policy_error(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Policy { field: field.to_owned(), message: message.into() }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawFile {
+    mcp_servers: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    gauntlet: Option<RawPolicy>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawServer {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    address: Option<String>,
+    group: Option<String>,
+    weight: Option<u32>,
+    priority: Option<u32>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    trusted: bool,
+    connect_timeout: Option<String>,
+    call_timeout: Option<String>,
+    max_concurrency: Option<u32>,
+    queue: Option<u32>,
+    // Keys other MCP clients write, accepted and (but for `disabled`) ignored.
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default, rename = "autoApprove")]
+    _auto_approve: serde_json::Value,
+    #[serde(default, rename = "alwaysAllow")]
+    _always_allow: serde_json::Value,
+    #[serde(default, rename = "description")]
+    _description: serde_json::Value,
+    #[serde(default, rename = "timeout")]
+    _timeout: serde_json::Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPolicy {
+    balancer: Option<String>,
+    priority_threshold: Option<f64>,
+    namespacing: Option<String>,
+    max_attempts: Option<u32>,
+    retry_budget: Option<f64>,
+    hedge_after: Option<String>,
+    deadline: Option<String>,
+    call_timeout: Option<String>,
+    connect_timeout: Option<String>,
+    health_interval: Option<String>,
+    breaker_failures: Option<u32>,
+    breaker_open_for: Option<String>,
+    max_concurrency: Option<u32>,
+    queue: Option<u32>,
+    seed: Option<u64>,
+}
+
+/// The defaults a server inherits from the `gauntlet` section.
+struct ServerDefaults {
+    connect_timeout: Duration,
+    call_timeout: Duration,
+    max_concurrency: u32,
+    queue: u32,
+}
+
+impl Config {
+    /// Parses and checks a configuration, expanding `${VAR}` from `env`.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let raw: RawFile = serde_json::from_str(text).map_err(|e| ConfigError::Syntax(format!("{e}")))?;
+        let raw_policy = raw.gauntlet.unwrap_or_default();
+        let (policy, defaults) = check_policy(&raw_policy)?;
+        if raw.mcp_servers.len() > MAX_SERVERS {
+            return Err(ConfigError::Syntax(format!("at most {MAX_SERVERS} servers, got {}", raw.mcp_servers.len())));
+        }
+        let mut servers = Vec::new();
+        for (name, value) in raw.mcp_servers {
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                return Err(ConfigError::Syntax(format!("server name {name:?} must be 1 to 128 printable characters")));
+            }
+            let raw: RawServer =
+                serde_json::from_value(value).map_err(|e| server_error(&name, "(entry)", e.to_string()))?;
+            if raw.disabled {
+                continue;
+            }
+            servers.push(check_server(&name, raw, &defaults, env)?);
+        }
+        if servers.is_empty() {
+            return Err(ConfigError::Syntax("`mcpServers` names no enabled server".to_owned()));
+        }
+        Ok(Config { servers, policy })
+    }
+}
+
+fn duration(
+    field: &str,
+    text: Option<&str>,
+    default: Duration,
+    err: impl Fn(&str, String) -> ConfigError,
+) -> Result<Duration, ConfigError> {
+    let Some(text) = text else { return Ok(default) };
+    let d = humantime::parse_duration(text).map_err(|e| err(field, format!("`{text}` is not a duration ({e})")))?;
+    if d.is_zero() {
+        return Err(err(field, "must be positive".to_owned()));
+    }
+    Ok(d)
+}
+
+fn check_policy(raw: &RawPolicy) -> Result<(PolicyConfig, ServerDefaults), ConfigError> {
+    let d = PolicyConfig::default();
+    let perr = |f: &str, m: String| policy_error(f, m);
+    let balancer = match &raw.balancer {
+        Some(b) => b.parse::<Strategy>().map_err(|e| policy_error("balancer", e.to_string()))?,
+        None => d.balancer,
+    };
+    let namespacing = match raw.namespacing.as_deref() {
+        None => d.namespacing,
+        Some("always") => Namespacing::Always,
+        Some("on-collision") => Namespacing::OnCollision,
+        Some("prefer-priority") => Namespacing::PreferPriority,
+        Some("never") => Namespacing::Never,
+        Some(other) => {
+            return Err(policy_error(
+                "namespacing",
+                format!("`{other}` is not one of always, on-collision, prefer-priority, never"),
+            ));
+        }
+    };
+    let priority_threshold = match raw.priority_threshold {
+        Some(t) if !(0.0..=1.0).contains(&t) => return Err(policy_error("priorityThreshold", "must be in [0, 1]")),
+        other => other.or(d.priority_threshold),
+    };
+    let max_attempts = raw.max_attempts.unwrap_or(d.max_attempts);
+    if !(1..=10).contains(&max_attempts) {
+        return Err(policy_error("maxAttempts", "must be in 1..=10"));
+    }
+    let retry_budget = raw.retry_budget.unwrap_or(d.retry_budget);
+    if !(0.0..=10.0).contains(&retry_budget) {
+        return Err(policy_error("retryBudget", "must be in [0, 10]"));
+    }
+    let breaker_failures = raw.breaker_failures.unwrap_or(d.breaker_failures);
+    if breaker_failures == 0 {
+        return Err(policy_error("breakerFailures", "must be positive"));
+    }
+    let hedge_after = match &raw.hedge_after {
+        Some(t) => Some(duration("hedgeAfter", Some(t), Duration::ZERO, perr)?),
+        None => None,
+    };
+    let policy = PolicyConfig {
+        balancer,
+        priority_threshold,
+        namespacing,
+        max_attempts,
+        retry_budget,
+        hedge_after,
+        deadline: duration("deadline", raw.deadline.as_deref(), d.deadline, perr)?,
+        health_interval: duration("healthInterval", raw.health_interval.as_deref(), d.health_interval, perr)?,
+        breaker_failures,
+        breaker_open_for: duration("breakerOpenFor", raw.breaker_open_for.as_deref(), d.breaker_open_for, perr)?,
+        seed: raw.seed.unwrap_or(d.seed),
+    };
+    let defaults = ServerDefaults {
+        connect_timeout: duration("connectTimeout", raw.connect_timeout.as_deref(), Duration::from_secs(10), perr)?,
+        call_timeout: duration("callTimeout", raw.call_timeout.as_deref(), Duration::from_secs(10), perr)?,
+        max_concurrency: raw.max_concurrency.unwrap_or(64),
+        queue: raw.queue.unwrap_or(256),
+    };
+    if defaults.max_concurrency == 0 {
+        return Err(policy_error("maxConcurrency", "must be positive"));
+    }
+    Ok((policy, defaults))
+}
+
+fn check_server(
+    name: &str,
+    raw: RawServer,
+    defaults: &ServerDefaults,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServerConfig, ConfigError> {
+    let expand = |field: &str, text: &str| expand(text, env).map_err(|m| server_error(name, field, m));
+    let kind = raw.kind.as_deref().unwrap_or(if raw.command.is_some() { "stdio" } else { "" });
+    let transport = match kind {
+        "stdio" => {
+            let Some(command) = &raw.command else {
+                return Err(server_error(name, "command", "a stdio server needs a command"));
+            };
+            if raw.url.is_some() || raw.address.is_some() {
+                return Err(server_error(name, "type", "a stdio server takes command/args/env, not url or address"));
+            }
+            let mut env_out = BTreeMap::new();
+            for (k, v) in &raw.env {
+                env_out.insert(k.clone(), Secret(expand(&format!("env.{k}"), v)?));
+            }
+            TransportSpec::Stdio {
+                command: expand("command", command)?,
+                args: raw
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| expand(&format!("args[{i}]"), a))
+                    .collect::<Result<_, _>>()?,
+                env: env_out,
+            }
+        }
+        "http" | "streamable-http" | "streamableHttp" | "sse" => {
+            let Some(url) = &raw.url else { return Err(server_error(name, "url", "an http server needs a url")) };
+            let url = expand("url", url)?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(server_error(name, "url", "must start with http:// or https://"));
+            }
+            let mut headers = BTreeMap::new();
+            for (k, v) in &raw.headers {
+                if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                    return Err(server_error(name, "headers", format!("`{k}` is not a valid header name")));
+                }
+                headers.insert(k.clone(), Secret(expand(&format!("headers.{k}"), v)?));
+            }
+            TransportSpec::Http { url, headers }
+        }
+        "tcp" => {
+            let Some(address) = &raw.address else {
+                return Err(server_error(name, "address", "a tcp server needs an address (host:port)"));
+            };
+            let address = expand("address", address)?;
+            if !address.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+                return Err(server_error(name, "address", format!("`{address}` is not host:port")));
+            }
+            TransportSpec::Tcp { address }
+        }
+        "" => {
+            return Err(server_error(
+                name,
+                "type",
+                "give a command (stdio), or type \"http\" with a url, or type \"tcp\" with an address",
+            ));
+        }
+        other => return Err(server_error(name, "type", format!("`{other}` is not one of stdio, http, tcp"))),
+    };
+    let serr = |f: &str, m: String| server_error(name, f, m);
+    let weight = raw.weight.unwrap_or(1);
+    if !(1..=gauntlet_core::fleet::MAX_WEIGHT).contains(&weight) {
+        return Err(server_error(name, "weight", format!("must be in 1..={}", gauntlet_core::fleet::MAX_WEIGHT)));
+    }
+    let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency);
+    if max_concurrency == 0 {
+        return Err(server_error(name, "maxConcurrency", "must be positive"));
+    }
+    Ok(ServerConfig {
+        name: name.to_owned(),
+        transport,
+        group: raw.group,
+        weight,
+        priority: raw.priority.unwrap_or(0),
+        tags: raw.tags,
+        trusted: raw.trusted,
+        connect_timeout: duration("connectTimeout", raw.connect_timeout.as_deref(), defaults.connect_timeout, serr)?,
+        call_timeout: duration("callTimeout", raw.call_timeout.as_deref(), defaults.call_timeout, serr)?,
+        max_concurrency,
+        queue: raw.queue.unwrap_or(defaults.queue),
+    })
+}
+
+/// Expands `${VAR}` and `${VAR:-default}` in `text`. `$$` is a literal `$`.
+pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let Some(body) = rest.strip_prefix("${") else {
+            out.push('$');
+            rest = &rest[1..];
+            continue;
+        };
+        let Some(end) = body.find('}') else { return Err("unterminated `${`".to_owned()) };
+        let inner = &body[..end];
+        let (var, default) = match inner.split_once(":-") {
+            Some((v, d)) => (v, Some(d)),
+            None => (inner, None),
+        };
+        if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("`${{{var}}}` is not a variable name"));
+        }
+        // `${VAR:-default}` also replaces a variable set to the empty string, as in POSIX shells.
+        let value = match env(var) {
+            Some(v) if !v.is_empty() || default.is_none() => v,
+            _ => match default {
+                Some(d) => d.to_owned(),
+                None => return Err(format!("environment variable `{var}` is not set and has no default")),
+            },
+        };
+        out.push_str(&value);
+        if out.len() > MAX_VALUE_LEN {
+            return Err(format!("expands to more than {MAX_VALUE_LEN} bytes"));
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    if out.len() > MAX_VALUE_LEN {
+        return Err(format!("longer than {MAX_VALUE_LEN} bytes"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(var: &str) -> Option<String> {
+        match var {
+            "TOKEN" => Some("s3cr3t-token".to_owned()),
+            "EMPTY" => Some(String::new()),
+            "HOST" => Some("127.0.0.1".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, &env)
+    }
+
+    #[test]
+    fn variables_expand_with_defaults_and_dollar_escapes() {
+        assert_eq!(expand("a-${TOKEN}-b", &env).unwrap(), "a-s3cr3t-token-b");
+        assert_eq!(expand("${MISSING:-fallback}", &env).unwrap(), "fallback");
+        assert_eq!(expand("${EMPTY:-fallback}", &env).unwrap(), "fallback");
+        assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
+        assert_eq!(expand("cost: $$5 and $x", &env).unwrap(), "cost: $5 and $x");
+        assert!(expand("${MISSING}", &env).unwrap_err().contains("`MISSING` is not set"));
+        assert!(expand("${TOKEN", &env).is_err());
+    }
+
+    #[test]
+    fn the_three_transports_and_gauntlet_keys_parse() {
+        let c = parse(
+            r#"{"mcpServers": {
+                "a": {"command": "srv", "args": ["--x"], "env": {"T": "${TOKEN}"}, "group": "g", "weight": 3, "tags": ["eu"], "trusted": true},
+                "b": {"type": "http", "url": "http://${HOST}:8080/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}},
+                "c": {"type": "tcp", "address": "${HOST}:9000", "callTimeout": "250ms"},
+                "off": {"command": "x", "disabled": true, "autoApprove": ["t"]}
+            }, "gauntlet": {"balancer": "round-robin", "namespacing": "on-collision", "hedgeAfter": "50ms"}}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = c.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(c.servers[0].weight, 3);
+        assert!(
+            matches!(&c.servers[1].transport, TransportSpec::Http { url, .. } if url == "http://127.0.0.1:8080/mcp")
+        );
+        assert_eq!(c.servers[2].call_timeout, Duration::from_millis(250));
+        assert_eq!(c.policy.balancer, Strategy::RoundRobin);
+        assert_eq!(c.policy.hedge_after, Some(Duration::from_millis(50)));
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output_or_errors() {
+        let c = parse(
+            r#"{"mcpServers": {"a": {"command": "srv", "env": {"T": "${TOKEN}"}},
+                        "b": {"type": "http", "url": "http://h/mcp", "headers": {"X-Key": "${TOKEN}"}}}}"#,
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+        let err = parse(r#"{"mcpServers": {"a": {"command": "srv", "env": {"T": "${TOKEN}", "U": "${NOPE}"}}}}"#)
+            .unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"));
+        assert_eq!(err.to_string(), "server `a`: `env.U`: environment variable `NOPE` is not set and has no default");
+    }
+
+    #[test]
+    fn errors_name_the_server_and_the_field() {
+        for (text, expected) in [
+            (r#"{"mcpServers": {"s": {"type": "http"}}}"#, "server `s`: `url`: an http server needs a url"),
+            (
+                r#"{"mcpServers": {"s": {"type": "http", "url": "ftp://x"}}}"#,
+                "server `s`: `url`: must start with http:// or https://",
+            ),
+            (
+                r#"{"mcpServers": {"s": {"type": "tcp", "address": "nohost"}}}"#,
+                "server `s`: `address`: `nohost` is not host:port",
+            ),
+            (r#"{"mcpServers": {"s": {"command": "x", "weight": 0}}}"#, "server `s`: `weight`: must be in 1..=65536"),
+            (
+                r#"{"mcpServers": {"s": {"command": "x", "callTimeout": "soon"}}}"#,
+                "server `s`: `callTimeout`: `soon` is not a duration",
+            ),
+            (r#"{"mcpServers": {"s": {"type": "smtp"}}}"#, "server `s`: `type`: `smtp` is not one of stdio, http, tcp"),
+            (
+                r#"{"mcpServers": {"s": {"command": "x", "wieght": 2}}}"#,
+                "server `s`: `(entry)`: unknown field `wieght`",
+            ),
+            (
+                r#"{"mcpServers": {"s": {"command": "x"}}, "gauntlet": {"balancer": "fastest"}}"#,
+                "gauntlet: `balancer`: unknown balancer `fastest`",
+            ),
+            (r#"{"mcpServers": {}}"#, "`mcpServers` names no enabled server"),
+            (r#"{"mcpServers": "#, "EOF while parsing"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(expected) || err.contains(expected), "{text}\n  got: {err}\n  want: {expected}");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! `gauntlet-client`: a resilient multi-server MCP client over `rmcp`, driven by
+//! `gauntlet-core`'s policies.
+
+pub mod config;

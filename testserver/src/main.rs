@@ -1,0 +1,327 @@
+//! `gauntlet-test-server`: a small MCP server that misbehaves on request.
+//!
+//! It serves a few tools over stdio (default), Streamable HTTP (`--http ADDR`) or raw TCP
+//! (`--tcp ADDR`), in the legacy era (`initialize`), the modern one (`server/discover`), or
+//! both, and can be told to be slow, to fail, to stall, to write garbage, to list duplicate
+//! tools or to answer with huge payloads. Gauntlet's integration tests drive it; users can try
+//! `gauntlet probe` against it.
+//!
+//! Tools (annotations in brackets):
+//! - `echo {text}` [read-only, idempotent]: returns `text`.
+//! - `add {a, b}` [read-only]: returns `a + b`.
+//! - `whoami` [read-only, idempotent]: returns the server's `--name`.
+//! - `write {key, value}` [none: not safe to replay]: counts writes, returns the count.
+//! - `slow {ms}` [read-only]: answers after `ms` milliseconds.
+//! - `huge {bytes}` [read-only]: returns that many bytes of text.
+//! - `garbage` [read-only]: writes a line that is not JSON-RPC to the stream, then answers.
+//! - `fail` [read-only]: returns a tool result with `isError: true`.
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, DiscoverResult, ErrorCode, ErrorData,
+    Implementation, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ServerCapabilities, Tool, ToolAnnotations,
+};
+use rmcp::service::{MaybeSendFuture, RequestContext, RoleServer};
+use rmcp::{ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+use tokio::io::AsyncWrite;
+
+/// The largest `huge` payload, so a typo cannot exhaust memory.
+const MAX_HUGE_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Era {
+    /// Only `initialize` (discover is "method not found").
+    Legacy,
+    /// Only `server/discover` (2026-07-28).
+    Modern,
+    /// Both.
+    Both,
+}
+
+/// A small MCP server that misbehaves on request.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "gauntlet-test-server", version)]
+struct Args {
+    /// The name it reports, and `whoami` returns.
+    #[arg(long, default_value = "test-server")]
+    name: String,
+    /// Serve Streamable HTTP on this address (e.g. 127.0.0.1:0) instead of stdio; prints
+    /// `listening http://ADDR/mcp` on stdout.
+    #[arg(long, conflicts_with = "tcp")]
+    http: Option<String>,
+    /// Serve newline-delimited JSON-RPC on this TCP address instead of stdio; prints
+    /// `listening tcp ADDR` on stdout.
+    #[arg(long)]
+    tcp: Option<String>,
+    /// Which protocol era to speak.
+    #[arg(long, value_enum, default_value_t = Era::Both)]
+    era: Era,
+    /// Only offer these tools (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    tools: Vec<String>,
+    /// List every tool twice.
+    #[arg(long)]
+    duplicate_tools: bool,
+    /// Tools per `tools/list` page (0: one page).
+    #[arg(long, default_value_t = 0)]
+    page_size: usize,
+    /// Every tool call waits this long first.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Every n-th tool call fails with a JSON-RPC internal error (0: never).
+    #[arg(long, default_value_t = 0)]
+    fail_every: u64,
+    /// After this many tool calls, stop answering for --stall-ms (0: never).
+    #[arg(long, default_value_t = 0)]
+    stall_after: u64,
+    /// How long a stall lasts; calls made during it answer only after it.
+    #[arg(long, default_value_t = 3_600_000)]
+    stall_ms: u64,
+    /// Exit the process after this many tool calls (0: never).
+    #[arg(long, default_value_t = 0)]
+    exit_after: u64,
+}
+
+#[derive(Clone)]
+struct TestServer {
+    args: Arc<Args>,
+    calls: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+    stall_until: Arc<Mutex<Option<tokio::time::Instant>>>,
+    garbage: Arc<AtomicBool>,
+}
+
+fn schema(properties: Value) -> Arc<JsonObject> {
+    let Value::Object(map) = json!({"type": "object", "properties": properties}) else { unreachable!() };
+    Arc::new(map)
+}
+
+fn all_tools() -> Vec<Tool> {
+    let ro = || ToolAnnotations::new().read_only(true);
+    vec![
+        Tool::new("echo", "Returns its text.", schema(json!({"text": {"type": "string"}})))
+            .with_annotations(ro().idempotent(true)),
+        Tool::new("add", "Adds two numbers.", schema(json!({"a": {"type": "number"}, "b": {"type": "number"}})))
+            .with_annotations(ro()),
+        Tool::new("whoami", "Returns the server's name.", schema(json!({}))).with_annotations(ro().idempotent(true)),
+        Tool::new("write", "Counts writes (not safe to replay).", schema(json!({"key": {"type": "string"}}))),
+        Tool::new("slow", "Answers after `ms` milliseconds.", schema(json!({"ms": {"type": "integer"}})))
+            .with_annotations(ro()),
+        Tool::new("huge", "Returns `bytes` bytes of text.", schema(json!({"bytes": {"type": "integer"}})))
+            .with_annotations(ro()),
+        Tool::new("garbage", "Writes a non-JSON line, then answers.", schema(json!({}))).with_annotations(ro()),
+        Tool::new("fail", "Returns a tool error (isError).", schema(json!({}))).with_annotations(ro()),
+    ]
+}
+
+impl TestServer {
+    fn tools(&self) -> Vec<Tool> {
+        let mut tools: Vec<Tool> = all_tools()
+            .into_iter()
+            .filter(|t| self.args.tools.is_empty() || self.args.tools.iter().any(|n| n == &t.name))
+            .collect();
+        if self.args.duplicate_tools {
+            let copy = tools.clone();
+            tools.extend(copy);
+        }
+        tools
+    }
+
+    async fn call(&self, request: CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.args.exit_after > 0 && n > self.args.exit_after {
+            std::process::exit(0);
+        }
+        if self.args.stall_after > 0 && n == self.args.stall_after + 1 {
+            *self.stall_until.lock().expect("stall lock") =
+                Some(tokio::time::Instant::now() + Duration::from_millis(self.args.stall_ms));
+        }
+        let stall = *self.stall_until.lock().expect("stall lock");
+        if let Some(until) = stall {
+            tokio::time::sleep_until(until).await;
+        }
+        if self.args.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.args.delay_ms)).await;
+        }
+        if self.args.fail_every > 0 && n % self.args.fail_every == 0 {
+            return Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "injected failure", None));
+        }
+        let args = request.arguments.unwrap_or_default();
+        let text = match request.name.as_ref() {
+            "echo" => args.get("text").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            "add" => {
+                let num = |k: &str| args.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+                (num("a") + num("b")).to_string()
+            }
+            "whoami" => self.args.name.clone(),
+            "write" => (self.writes.fetch_add(1, Ordering::SeqCst) + 1).to_string(),
+            "slow" => {
+                let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(100).min(3_600_000);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                format!("slept {ms} ms")
+            }
+            "huge" => {
+                let bytes = args.get("bytes").and_then(Value::as_u64).unwrap_or(1 << 20).min(MAX_HUGE_BYTES);
+                "x".repeat(bytes as usize)
+            }
+            "garbage" => {
+                self.garbage.store(true, Ordering::SeqCst);
+                "garbage sent".to_owned()
+            }
+            "fail" => return Ok(CallToolResult::error(vec![ContentBlock::text("the tool says no")])),
+            other => {
+                return Err(ErrorData::new(ErrorCode::INVALID_PARAMS, format!("unknown tool {other:?}"), None));
+            }
+        };
+        Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+    }
+}
+
+impl ServerHandler for TestServer {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(self.args.name.clone(), env!("CARGO_PKG_VERSION")))
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        match self.args.era {
+            Era::Modern => Cow::Borrowed(&[ProtocolVersion::V_2026_07_28]),
+            Era::Legacy => Cow::Borrowed(&[
+                ProtocolVersion::V_2025_11_25,
+                ProtocolVersion::V_2025_06_18,
+                ProtocolVersion::V_2025_03_26,
+                ProtocolVersion::V_2024_11_05,
+            ]),
+            Era::Both => Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS),
+        }
+    }
+
+    fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<DiscoverResult, ErrorData>> + MaybeSendFuture + '_ {
+        let result = if self.args.era == Era::Legacy {
+            Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, "Method not found", None))
+        } else {
+            Ok(DiscoverResult::from_server_info(self.supported_protocol_versions().into_owned(), self.get_info()))
+        };
+        std::future::ready(result)
+    }
+
+    fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListToolsResult, ErrorData>> + MaybeSendFuture + '_ {
+        let tools = self.tools();
+        let start = request.and_then(|r| r.cursor).and_then(|c| c.parse::<usize>().ok()).unwrap_or(0).min(tools.len());
+        let size = if self.args.page_size == 0 { tools.len() } else { self.args.page_size };
+        let end = (start + size).min(tools.len());
+        let mut result = ListToolsResult::default();
+        result.tools = tools[start..end].to_vec();
+        result.next_cursor = (end < tools.len()).then(|| end.to_string());
+        std::future::ready(Ok(result))
+    }
+
+    fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
+        async move { self.call(request).await.map(CallToolResponse::Complete) }
+    }
+}
+
+/// Stdout that can be told to write one line of garbage before its next message.
+struct GarbledStdout {
+    inner: tokio::io::Stdout,
+    garbage: Arc<AtomicBool>,
+    pending: Vec<u8>,
+}
+
+impl AsyncWrite for GarbledStdout {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.garbage.swap(false, Ordering::SeqCst) {
+            self.pending.extend_from_slice(b"}{ this line is not JSON-RPC\n");
+        }
+        while !self.pending.is_empty() {
+            let this = &mut *self;
+            match Pin::new(&mut this.inner).poll_write(cx, &this.pending) {
+                Poll::Ready(Ok(n)) => {
+                    this.pending.drain(..n);
+                }
+                other => return other,
+            }
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let server = TestServer {
+        args: Arc::new(args.clone()),
+        calls: Arc::default(),
+        writes: Arc::default(),
+        stall_until: Arc::default(),
+        garbage: Arc::default(),
+    };
+    if let Some(addr) = &args.http {
+        serve_http(server, addr).await
+    } else if let Some(addr) = &args.tcp {
+        serve_tcp(server, addr).await
+    } else {
+        let out = GarbledStdout { inner: tokio::io::stdout(), garbage: server.garbage.clone(), pending: Vec::new() };
+        let running = server.serve((tokio::io::stdin(), out)).await.context("MCP handshake on stdio")?;
+        running.waiting().await.context("serving stdio")?;
+        Ok(())
+    }
+}
+
+async fn serve_http(server: TestServer, addr: &str) -> anyhow::Result<()> {
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    };
+    let modern_only = server.args.era == Era::Modern;
+    let service: StreamableHttpService<TestServer, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Default::default(),
+        StreamableHttpServerConfig::default().with_json_response(true).with_legacy_session_mode(!modern_only),
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("listening http://{local}/mcp");
+    axum::serve(listener, router).await.context("serving http")
+}
+
+async fn serve_tcp(server: TestServer, addr: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    println!("listening tcp {}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let server = server.clone();
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(stream).await {
+                let _ = running.waiting().await;
+            }
+        });
+    }
+}
