@@ -29,7 +29,7 @@ fn breaker(c: &mut Criterion) {
             tick += 1;
             let now = Time::from_micros(tick);
             let permit = breaker.permit(now).expect("closed");
-            let verdict = if tick % FAILURE_EVERY == 0 { Verdict::Failure } else { Verdict::Success };
+            let verdict = if tick.is_multiple_of(FAILURE_EVERY) { Verdict::Failure } else { Verdict::Success };
             black_box(breaker.record(permit, verdict, Duration::from_micros(200), now))
         });
     });

@@ -17,6 +17,37 @@ pub(crate) enum Command {
     Strategies,
     /// Show how a strategy spreads picks over a fleet you describe.
     Pick(PickArgs),
+    /// Connect to real MCP servers: show the federated catalog and health, drive calls with a
+    /// chosen policy, print latency percentiles.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProbeArgs {
+    /// The `mcpServers` JSON file (`${VAR}` and `${VAR:-default}` are expanded).
+    #[arg(long, short)]
+    pub(crate) config: std::path::PathBuf,
+    /// How many calls to drive (0: only show the catalog and health).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) calls: u32,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) concurrency: u32,
+    /// The exposed tool to call (default: the first in the catalog).
+    #[arg(long)]
+    pub(crate) tool: Option<String>,
+    /// The call's arguments, a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub(crate) args: String,
+    /// Override the config's balancer.
+    #[arg(long)]
+    pub(crate) balancer: Option<String>,
+    /// Override the config's seed.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// How long to wait for servers to connect.
+    #[arg(long, default_value = "15s")]
+    pub(crate) ready_timeout: String,
 }
 
 #[derive(Debug, clap::Args)]

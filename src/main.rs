@@ -5,12 +5,15 @@
 
 mod cli;
 mod pick;
+mod probe;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
+/// A check failed (a call failed, a server is down).
+const EXIT_FAILED: u8 = 1;
 /// Bad input: the command line or a file the user gave is wrong.
 const EXIT_BAD_INPUT: u8 = 2;
 
@@ -20,13 +23,15 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Strategies => pick::list_strategies(&mut out),
         cli::Command::Pick(raw) => pick::Settings::try_from(raw).and_then(|settings| pick::run(&settings, &mut out)),
+        cli::Command::Probe(raw) => probe::Settings::try_from(raw).and_then(|settings| probe::run(settings, &mut out)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = out.flush();
-            let _ = writeln!(std::io::stderr(), "error: {err:#}");
-            ExitCode::from(EXIT_BAD_INPUT)
+            let failed = err.downcast_ref::<probe::ProbeFailed>().is_some();
+            let _ = writeln!(std::io::stderr(), "{}: {err:#}", if failed { "failed" } else { "error" });
+            ExitCode::from(if failed { EXIT_FAILED } else { EXIT_BAD_INPUT })
         }
     }
 }

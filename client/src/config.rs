@@ -154,6 +154,8 @@ pub struct PolicyConfig {
     pub breaker_failures: u32,
     /// How long a breaker stays open the first time.
     pub breaker_open_for: Duration,
+    /// Serve results of trusted read-only tools from memory for this long (`None`: never).
+    pub result_cache_ttl: Option<Duration>,
     /// The seed of the client's random source.
     pub seed: u64,
 }
@@ -171,6 +173,7 @@ impl Default for PolicyConfig {
             health_interval: Duration::from_secs(10),
             breaker_failures: 5,
             breaker_open_for: Duration::from_secs(5),
+            result_cache_ttl: None,
             seed: 0,
         }
     }
@@ -282,6 +285,7 @@ struct RawPolicy {
     breaker_open_for: Option<String>,
     max_concurrency: Option<u32>,
     queue: Option<u32>,
+    result_cache_ttl: Option<String>,
     seed: Option<u64>,
 }
 
@@ -386,6 +390,10 @@ fn check_policy(raw: &RawPolicy) -> Result<(PolicyConfig, ServerDefaults), Confi
         health_interval: duration("healthInterval", raw.health_interval.as_deref(), d.health_interval, perr)?,
         breaker_failures,
         breaker_open_for: duration("breakerOpenFor", raw.breaker_open_for.as_deref(), d.breaker_open_for, perr)?,
+        result_cache_ttl: match &raw.result_cache_ttl {
+            Some(t) => Some(duration("resultCacheTtl", Some(t), Duration::ZERO, perr)?),
+            None => None,
+        },
         seed: raw.seed.unwrap_or(d.seed),
     };
     let defaults = ServerDefaults {

@@ -50,10 +50,10 @@ impl Weighted {
     #[cold]
     fn rebuild(&mut self, view: &FleetView<'_>, rng: &mut SeededRng) {
         self.heap.clear();
-        if let Some(max) = view.members().iter().map(|id| id.index()).max() {
-            if self.finish.len() <= max {
-                self.finish.resize(max + 1, 0);
-            }
+        if let Some(max) = view.members().iter().map(|id| id.index()).max()
+            && self.finish.len() <= max
+        {
+            self.finish.resize(max + 1, 0);
         }
         for &id in view.members() {
             let state = view.state(id);

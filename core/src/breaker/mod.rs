@@ -118,10 +118,10 @@ impl BreakerConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), BreakerConfigError> {
         for (name, rate) in [("failure_rate", self.failure_rate), ("slow_call_rate", self.slow_call_rate)] {
-            if let Some(value) = rate {
-                if !(value > 0.0 && value <= 1.0) {
-                    return Err(BreakerConfigError::Rate { name, value });
-                }
+            if let Some(value) = rate
+                && !(value > 0.0 && value <= 1.0)
+            {
+                return Err(BreakerConfigError::Rate { name, value });
             }
         }
         if self.consecutive_failures == Some(0) {

@@ -109,13 +109,12 @@ impl Hedger {
     pub fn observe(&mut self, latency: Duration) {
         latency::record(&mut self.histogram, latency);
         self.since_refresh += 1;
-        if let HedgeTrigger::Percentile(q) = self.config.trigger {
-            if self.histogram.len() >= self.config.min_samples
-                && (self.since_refresh >= REFRESH_EVERY || self.delay.is_none())
-            {
-                self.delay = latency::quantile(&self.histogram, q);
-                self.since_refresh = 0;
-            }
+        if let HedgeTrigger::Percentile(q) = self.config.trigger
+            && self.histogram.len() >= self.config.min_samples
+            && (self.since_refresh >= REFRESH_EVERY || self.delay.is_none())
+        {
+            self.delay = latency::quantile(&self.histogram, q);
+            self.since_refresh = 0;
         }
     }
 

@@ -220,10 +220,10 @@ impl OutlierDetector {
             if s.ejected_until.is_some() || total < volume.max(1) {
                 continue;
             }
-            if f64::from(s.successes) / f64::from(total) < threshold {
-                if let Some(e) = self.eject(ServerId(i as u32), EjectReason::SuccessRate, now) {
-                    out.push(e);
-                }
+            if f64::from(s.successes) / f64::from(total) < threshold
+                && let Some(e) = self.eject(ServerId(i as u32), EjectReason::SuccessRate, now)
+            {
+                out.push(e);
             }
         }
     }

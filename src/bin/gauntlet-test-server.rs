@@ -101,26 +101,28 @@ struct TestServer {
     garbage: Arc<AtomicBool>,
 }
 
-fn schema(properties: Value) -> Arc<JsonObject> {
-    let Value::Object(map) = json!({"type": "object", "properties": properties}) else { unreachable!() };
+fn schema(properties: &Value) -> Arc<JsonObject> {
+    let mut map = JsonObject::new();
+    map.insert("type".to_owned(), json!("object"));
+    map.insert("properties".to_owned(), properties.clone());
     Arc::new(map)
 }
 
 fn all_tools() -> Vec<Tool> {
     let ro = || ToolAnnotations::new().read_only(true);
     vec![
-        Tool::new("echo", "Returns its text.", schema(json!({"text": {"type": "string"}})))
+        Tool::new("echo", "Returns its text.", schema(&json!({"text": {"type": "string"}})))
             .with_annotations(ro().idempotent(true)),
-        Tool::new("add", "Adds two numbers.", schema(json!({"a": {"type": "number"}, "b": {"type": "number"}})))
+        Tool::new("add", "Adds two numbers.", schema(&json!({"a": {"type": "number"}, "b": {"type": "number"}})))
             .with_annotations(ro()),
-        Tool::new("whoami", "Returns the server's name.", schema(json!({}))).with_annotations(ro().idempotent(true)),
-        Tool::new("write", "Counts writes (not safe to replay).", schema(json!({"key": {"type": "string"}}))),
-        Tool::new("slow", "Answers after `ms` milliseconds.", schema(json!({"ms": {"type": "integer"}})))
+        Tool::new("whoami", "Returns the server's name.", schema(&json!({}))).with_annotations(ro().idempotent(true)),
+        Tool::new("write", "Counts writes (not safe to replay).", schema(&json!({"key": {"type": "string"}}))),
+        Tool::new("slow", "Answers after `ms` milliseconds.", schema(&json!({"ms": {"type": "integer"}})))
             .with_annotations(ro()),
-        Tool::new("huge", "Returns `bytes` bytes of text.", schema(json!({"bytes": {"type": "integer"}})))
+        Tool::new("huge", "Returns `bytes` bytes of text.", schema(&json!({"bytes": {"type": "integer"}})))
             .with_annotations(ro()),
-        Tool::new("garbage", "Writes a non-JSON line, then answers.", schema(json!({}))).with_annotations(ro()),
-        Tool::new("fail", "Returns a tool error (isError).", schema(json!({}))).with_annotations(ro()),
+        Tool::new("garbage", "Writes a non-JSON line, then answers.", schema(&json!({}))).with_annotations(ro()),
+        Tool::new("fail", "Returns a tool error (isError).", schema(&json!({}))).with_annotations(ro()),
     ]
 }
 
@@ -153,7 +155,7 @@ impl TestServer {
         if self.args.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.args.delay_ms)).await;
         }
-        if self.args.fail_every > 0 && n % self.args.fail_every == 0 {
+        if self.args.fail_every > 0 && n.is_multiple_of(self.args.fail_every) {
             return Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "injected failure", None));
         }
         let args = request.arguments.unwrap_or_default();
@@ -196,13 +198,9 @@ impl ServerHandler for TestServer {
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         match self.args.era {
             Era::Modern => Cow::Borrowed(&[ProtocolVersion::V_2026_07_28]),
-            Era::Legacy => Cow::Borrowed(&[
-                ProtocolVersion::V_2025_11_25,
-                ProtocolVersion::V_2025_06_18,
-                ProtocolVersion::V_2025_03_26,
-                ProtocolVersion::V_2024_11_05,
-            ]),
-            Era::Both => Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS),
+            // A legacy server predates `server/discover`: it answers it "method not found"
+            // (below), as older SDKs do, rather than "unsupported version".
+            Era::Legacy | Era::Both => Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS),
         }
     }
 
@@ -227,18 +225,20 @@ impl ServerHandler for TestServer {
         let start = request.and_then(|r| r.cursor).and_then(|c| c.parse::<usize>().ok()).unwrap_or(0).min(tools.len());
         let size = if self.args.page_size == 0 { tools.len() } else { self.args.page_size };
         let end = (start + size).min(tools.len());
-        let mut result = ListToolsResult::default();
-        result.tools = tools[start..end].to_vec();
-        result.next_cursor = (end < tools.len()).then(|| end.to_string());
+        let result = ListToolsResult {
+            tools: tools[start..end].to_vec(),
+            next_cursor: (end < tools.len()).then(|| end.to_string()),
+            ..Default::default()
+        };
         std::future::ready(Ok(result))
     }
 
-    fn call_tool(
+    async fn call_tool(
         &self,
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
-        async move { self.call(request).await.map(CallToolResponse::Complete) }
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.call(request).await.map(CallToolResponse::Complete)
     }
 }
 
@@ -295,6 +295,15 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Tells whoever started the server where it listens (stdout is free when not serving stdio).
+fn announce(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
 async fn serve_http(server: TestServer, addr: &str) -> anyhow::Result<()> {
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -308,13 +317,13 @@ async fn serve_http(server: TestServer, addr: &str) -> anyhow::Result<()> {
     let router = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    println!("listening http://{local}/mcp");
+    announce(&format!("listening http://{local}/mcp"))?;
     axum::serve(listener, router).await.context("serving http")
 }
 
 async fn serve_tcp(server: TestServer, addr: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    println!("listening tcp {}", listener.local_addr()?);
+    announce(&format!("listening tcp {}", listener.local_addr()?))?;
     loop {
         let (stream, _) = listener.accept().await?;
         let server = server.clone();

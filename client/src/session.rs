@@ -1,0 +1,352 @@
+//! One live MCP session with one server: connecting over any transport, the rmcp handler that
+//! receives the server's notifications, and the ordered table of calls in flight.
+//!
+//! **The determinism trap** (DESIGN.md): when an rmcp connection dies with several requests in
+//! flight, rmcp drops its pending-response `HashMap` in a per-process random order, so callers
+//! would wake in a different order in every process. Calls therefore never act on rmcp's own
+//! "transport closed" error: each registers in [`Session`]'s in-flight table under a sequence
+//! number and waits for the supervisor to fail it, and the supervisor fails the whole table in
+//! sequence order when the session dies.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{ClientConfig, Implementation, ProgressNotificationParam, ProtocolVersion};
+use rmcp::service::{MaybeSendFuture, NotificationContext, RoleClient, RunningService};
+use rmcp::transport::async_rw::AsyncRwTransport;
+use rmcp::{ClientCacheConfig, ClientHandler, ClientLifecycleMode, ClientServiceExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{ServerConfig, TransportSpec};
+use gauntlet_core::ServerId;
+
+/// The largest single message accepted from a server (a line on stdio and TCP). Bigger
+/// messages are dropped by the transport and the call times out: the server is untrusted.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// How much of a child process's stderr is kept (the most recent bytes).
+pub const STDERR_KEEP_BYTES: usize = 16 * 1024;
+
+/// The protocol era a server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Era {
+    /// `initialize` handshake (protocol versions up to 2025-11-25).
+    Legacy,
+    /// `server/discover` (2026-07-28 and later).
+    Modern,
+}
+
+impl Era {
+    /// The era of a negotiated protocol version.
+    pub fn of(version: &ProtocolVersion) -> Era {
+        if version.has_initialize() { Era::Legacy } else { Era::Modern }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Era::Legacy => "legacy",
+            Era::Modern => "modern",
+        }
+    }
+}
+
+/// Something a server said outside of a response.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Notice {
+    /// `notifications/tools/list_changed`.
+    ToolsChanged(ServerId),
+}
+
+/// A progress notification, re-addressed to the caller's own token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// The caller's token.
+    pub token: String,
+    /// Progress so far.
+    pub progress: f64,
+    /// The total, if known.
+    pub total: Option<f64>,
+    /// A message, if any.
+    pub message: Option<String>,
+}
+
+/// Upstream progress tokens → the caller's token and sink. Tokens are minted per attempt, so
+/// two upstreams (or a hedge and its original) never share one.
+pub(crate) type ProgressRoutes = Arc<Mutex<BTreeMap<String, (String, mpsc::UnboundedSender<Progress>)>>>;
+
+/// The rmcp client handler: identifies Gauntlet and forwards notifications.
+#[derive(Clone)]
+pub(crate) struct Handler {
+    pub(crate) server: ServerId,
+    pub(crate) notices: mpsc::UnboundedSender<Notice>,
+    pub(crate) progress: ProgressRoutes,
+}
+
+impl ClientHandler for Handler {
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::default();
+        info.client_info = Implementation::new("gauntlet", env!("CARGO_PKG_VERSION"));
+        info
+    }
+
+    fn on_tool_list_changed(
+        &self,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        let _ = self.notices.send(Notice::ToolsChanged(self.server));
+        std::future::ready(())
+    }
+
+    fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        let upstream = match &params.progress_token.0 {
+            rmcp::model::NumberOrString::String(s) => s.to_string(),
+            rmcp::model::NumberOrString::Number(n) => n.to_string(),
+        };
+        let routes = self.progress.lock().expect("progress routes lock");
+        if let Some((token, sink)) = routes.get(&upstream) {
+            let _ = sink.send(Progress {
+                token: token.clone(),
+                progress: params.progress,
+                total: params.total,
+                message: params.message.clone(),
+            });
+        }
+        std::future::ready(())
+    }
+}
+
+pub(crate) type Running = RunningService<RoleClient, Handler>;
+
+/// Why a connect failed. Names the cause, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The child process could not be started.
+    #[error("cannot start `{command}`: {source}")]
+    Spawn {
+        /// The program.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TCP connection failed.
+    #[error("cannot connect to {address}: {source}")]
+    Tcp {
+        /// Where.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A header could not be sent.
+    #[error("header `{0}` is not valid")]
+    Header(String),
+    /// The MCP handshake failed.
+    #[error("MCP handshake failed: {0}")]
+    Handshake(String),
+    /// Connecting took longer than the connect timeout.
+    #[error("no MCP handshake within {0:?}")]
+    Timeout(Duration),
+}
+
+/// What a connect returns: the rmcp service, and the child process when there is one (killed
+/// when dropped). Made by [`HandlerToken::handshake`](crate::HandlerToken::handshake) or the
+/// configured transports.
+pub struct Connected {
+    pub(crate) running: Running,
+    pub(crate) child: Option<tokio::process::Child>,
+    pub(crate) stderr: Option<Arc<Mutex<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected")
+            .field("child", &self.child.as_ref().and_then(tokio::process::Child::id))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a connection opens: `server/discover` first, falling back to `initialize` when the
+/// server says it is legacy ([`Lifecycle::Auto`]); or straight to `initialize`, for a server
+/// that answered discover but shares no version with it ([`Lifecycle::Legacy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    Auto,
+    Legacy,
+}
+
+impl Lifecycle {
+    fn mode(self) -> ClientLifecycleMode {
+        match self {
+            Lifecycle::Auto => ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+            },
+            Lifecycle::Legacy => ClientLifecycleMode::Initialize,
+        }
+    }
+}
+
+/// Whether a failed discover handshake should be retried with `initialize` on a new
+/// connection: the server answered, but offered only versions that need `initialize`.
+fn needs_legacy_retry(error: &ConnectError) -> bool {
+    matches!(error, ConnectError::Handshake(m) if m.contains("no compatible protocol version"))
+}
+
+/// Starts an MCP session over any byte stream: how the simulator plugs in turmoil streams.
+pub(crate) async fn connect_io<R, W>(handler: Handler, read: R, write: W) -> Result<Running, ConnectError>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    connect_io_with(handler, read, write, Lifecycle::Auto).await
+}
+
+async fn connect_io_with<R, W>(
+    handler: Handler,
+    read: R,
+    write: W,
+    lifecycle: Lifecycle,
+) -> Result<Running, ConnectError>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    let transport = AsyncRwTransport::new_client(read, write).with_max_line_length(MAX_MESSAGE_BYTES);
+    let running = handler
+        .serve_with_lifecycle(transport, lifecycle.mode())
+        .await
+        .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+    // rmcp's response cache reads the wall clock and serves stale data on error: Gauntlet
+    // caches in `gauntlet_core::cache` instead.
+    running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
+    Ok(running)
+}
+
+/// Connects to `config`'s server (no deadline here: the caller bounds it), retrying once with
+/// `initialize` on a fresh connection when discover finds no common version.
+pub(crate) async fn connect(config: &ServerConfig, handler: Handler) -> Result<Connected, ConnectError> {
+    match connect_with(config, handler.clone(), Lifecycle::Auto).await {
+        Err(e) if needs_legacy_retry(&e) => connect_with(config, handler, Lifecycle::Legacy).await,
+        other => other,
+    }
+}
+
+async fn connect_with(
+    config: &ServerConfig,
+    handler: Handler,
+    lifecycle: Lifecycle,
+) -> Result<Connected, ConnectError> {
+    match &config.transport {
+        TransportSpec::Stdio { command, args, env } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args)
+                .envs(env.iter().map(|(k, v)| (k, v.expose())))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            let mut child = cmd.spawn().map_err(|source| ConnectError::Spawn { command: command.clone(), source })?;
+            let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                return Err(ConnectError::Handshake("child process has no stdio pipes".to_owned()));
+            };
+            let stderr = child.stderr.take().map(|err| {
+                let kept = Arc::new(Mutex::new(Vec::new()));
+                tokio::spawn(drain_stderr(err, kept.clone()));
+                kept
+            });
+            let running = connect_io_with(handler, stdout, stdin, lifecycle).await?;
+            Ok(Connected { running, child: Some(child), stderr })
+        }
+        TransportSpec::Tcp { address } => {
+            let stream = tokio::net::TcpStream::connect(address)
+                .await
+                .map_err(|source| ConnectError::Tcp { address: address.clone(), source })?;
+            let (read, write) = stream.into_split();
+            Ok(Connected {
+                running: connect_io_with(handler, read, write, lifecycle).await?,
+                child: None,
+                stderr: None,
+            })
+        }
+        TransportSpec::Http { url, headers } => {
+            use rmcp::transport::StreamableHttpClientTransport;
+            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+            // rmcp's API takes a HashMap; nothing iterates it in a way that reaches a decision.
+            #[allow(clippy::disallowed_types)]
+            let mut custom = std::collections::HashMap::new();
+            for (name, value) in headers {
+                let n = http::HeaderName::try_from(name.as_str()).map_err(|_| ConnectError::Header(name.clone()))?;
+                let v = http::HeaderValue::try_from(value.expose()).map_err(|_| ConnectError::Header(name.clone()))?;
+                custom.insert(n, v);
+            }
+            let transport = StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(url.clone()).custom_headers(custom),
+            );
+            let running = handler
+                .serve_with_lifecycle(transport, lifecycle.mode())
+                .await
+                .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+            running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
+            Ok(Connected { running, child: None, stderr: None })
+        }
+    }
+}
+
+/// Keeps the last [`STDERR_KEEP_BYTES`] of a child's stderr.
+async fn drain_stderr(mut err: tokio::process::ChildStderr, kept: Arc<Mutex<Vec<u8>>>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = err.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let mut kept = kept.lock().expect("stderr lock");
+        kept.extend_from_slice(&buf[..n]);
+        let excess = kept.len().saturating_sub(STDERR_KEEP_BYTES);
+        kept.drain(..excess);
+    }
+}
+
+/// A live session, as calls see it.
+pub(crate) struct Session {
+    pub(crate) peer: rmcp::Peer<RoleClient>,
+    pub(crate) era: Era,
+    next: AtomicU64,
+    /// Calls in flight, by sequence number; `None` once the session is dead.
+    in_flight: Mutex<Option<BTreeMap<u64, oneshot::Sender<()>>>>,
+}
+
+impl Session {
+    pub(crate) fn new(peer: rmcp::Peer<RoleClient>, era: Era) -> Session {
+        Session { peer, era, next: AtomicU64::new(0), in_flight: Mutex::new(Some(BTreeMap::new())) }
+    }
+
+    /// Registers a call; the receiver fires when the session dies. `None` if already dead.
+    pub(crate) fn register(&self) -> Option<(u64, oneshot::Receiver<()>)> {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.in_flight.lock().expect("in-flight lock").as_mut()?.insert(seq, tx);
+        Some((seq, rx))
+    }
+
+    /// A call finished (whatever its outcome).
+    pub(crate) fn unregister(&self, seq: u64) {
+        if let Some(table) = self.in_flight.lock().expect("in-flight lock").as_mut() {
+            table.remove(&seq);
+        }
+    }
+
+    /// The session died: fail every call in flight, in sequence order.
+    pub(crate) fn fail_all(&self) {
+        let table = self.in_flight.lock().expect("in-flight lock").take();
+        for (_, tx) in table.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+}

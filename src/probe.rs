@@ -1,0 +1,193 @@
+//! `gauntlet probe`: the real client against real servers.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use gauntlet_client::config::Config;
+use gauntlet_client::{CallError, LinkState, MultiServerClient};
+use gauntlet_core::balance::Strategy;
+use gauntlet_core::latency;
+use serde_json::Value;
+
+/// The most calls one probe drives.
+const MAX_CALLS: u32 = 1_000_000;
+/// The most calls in flight.
+const MAX_CONCURRENCY: u32 = 1_024;
+
+/// Checked settings of `gauntlet probe`.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    config: Config,
+    calls: u32,
+    concurrency: u32,
+    tool: Option<String>,
+    args: serde_json::Map<String, Value>,
+    ready_timeout: Duration,
+}
+
+impl TryFrom<crate::cli::ProbeArgs> for Settings {
+    type Error = anyhow::Error;
+
+    fn try_from(raw: crate::cli::ProbeArgs) -> anyhow::Result<Settings> {
+        let path = raw.config.display().to_string();
+        let text = std::fs::read_to_string(&raw.config).with_context(|| format!("reading {path}"))?;
+        let mut config = Config::parse(&text, &|var| std::env::var(var).ok()).with_context(|| path.to_string())?;
+        if let Some(b) = &raw.balancer {
+            config.policy.balancer = b.parse::<Strategy>()?;
+        }
+        if let Some(seed) = raw.seed {
+            config.policy.seed = seed;
+        }
+        if raw.calls > MAX_CALLS {
+            bail!("--calls must be at most {MAX_CALLS}");
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&raw.concurrency) {
+            bail!("--concurrency must be in 1..={MAX_CONCURRENCY}");
+        }
+        let args = match serde_json::from_str::<Value>(&raw.args) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => bail!("--args must be a JSON object"),
+            Err(e) => bail!("--args is not JSON: {e}"),
+        };
+        let ready_timeout = humantime::parse_duration(&raw.ready_timeout)
+            .with_context(|| format!("--ready-timeout `{}`", raw.ready_timeout))?;
+        Ok(Settings { config, calls: raw.calls, concurrency: raw.concurrency, tool: raw.tool, args, ready_timeout })
+    }
+}
+
+/// What went wrong in a probe that ran: exit code 1.
+#[derive(Debug)]
+pub(crate) struct ProbeFailed(pub(crate) String);
+
+impl std::fmt::Display for ProbeFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProbeFailed {}
+
+pub(crate) fn run(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(probe(settings, out))
+}
+
+async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
+    let balancer = settings.config.policy.balancer;
+    let client = Arc::new(MultiServerClient::start(settings.config));
+    client.wait_ready(settings.ready_timeout).await;
+
+    writeln!(out, "servers:")?;
+    writeln!(
+        out,
+        "  {:<20} {:<6} {:<8} {:<7} {:<8} {:<9} {:>5}",
+        "name", "via", "link", "era", "health", "breaker", "tools"
+    )?;
+    let servers = client.servers();
+    for s in &servers {
+        let link = match &s.link {
+            LinkState::Ready => "ready".to_owned(),
+            LinkState::Connecting => "connecting".to_owned(),
+            LinkState::Down { .. } => "down".to_owned(),
+        };
+        let era = s.era.map_or("-", |e| e.name());
+        let health = if s.healthy { "up" } else { "down" };
+        writeln!(
+            out,
+            "  {:<20} {:<6} {:<8} {:<7} {:<8} {:<9} {:>5}",
+            s.name, s.transport, link, era, health, s.breaker, s.tools
+        )?;
+        if let LinkState::Down { reason } = &s.link {
+            writeln!(out, "    reason: {reason}")?;
+        }
+    }
+    let catalog = client.catalog();
+    writeln!(out, "catalog ({} tools):", catalog.len())?;
+    for e in &catalog {
+        let replay = if e.replayable { "  [replayable]" } else { "" };
+        writeln!(out, "  {:<40} -> {}{replay}", e.exposed, e.servers.join(", "))?;
+    }
+    for skipped in client.skipped_tools() {
+        writeln!(out, "  skipped: {skipped}")?;
+    }
+    let down = servers.iter().filter(|s| !matches!(s.link, LinkState::Ready)).count();
+    if settings.calls == 0 {
+        return if down > 0 { Err(ProbeFailed(format!("{down} server(s) not connected")).into()) } else { Ok(()) };
+    }
+    let Some(tool) = settings.tool.clone().or_else(|| catalog.first().map(|e| e.exposed.clone())) else {
+        return Err(ProbeFailed("no tool to call: the catalog is empty".to_owned()).into());
+    };
+    if !catalog.iter().any(|e| e.exposed == tool) {
+        bail!("--tool `{tool}` is not in the catalog");
+    }
+
+    writeln!(out, "calls: {} x {tool} (concurrency {}, balancer {balancer})", settings.calls, settings.concurrency)?;
+    let next = Arc::new(AtomicU32::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..settings.concurrency.min(settings.calls) {
+        let (client, next, args, tool) = (client.clone(), next.clone(), settings.args.clone(), tool.clone());
+        let total = settings.calls;
+        workers.push(tokio::spawn(async move {
+            let mut latencies = latency::histogram(3);
+            let mut failures: Vec<CallError> = Vec::new();
+            let mut tool_errors = 0u32;
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let started = tokio::time::Instant::now();
+                match client.call_tool(&tool, args.clone()).await {
+                    Ok(report) => {
+                        latency::record(&mut latencies, started.elapsed());
+                        tool_errors += u32::from(report.result.is_error == Some(true));
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+            (latencies, failures, tool_errors)
+        }));
+    }
+    let mut all = latency::histogram(3);
+    let mut failures = Vec::new();
+    let mut tool_errors = 0;
+    for w in workers {
+        let (h, f, t) = w.await.context("a probe worker panicked")?;
+        all.add(&h).context("merging latency histograms")?;
+        failures.extend(f);
+        tool_errors += t;
+    }
+    writeln!(out, "  {:<20} {:>8} {:>8} {:>9} {:>9}", "server", "attempts", "answered", "p50", "p99")?;
+    let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.2}ms", d.as_secs_f64() * 1e3));
+    let p50 = client.server_latency(0.5);
+    let p99 = client.server_latency(0.99);
+    for ((name, attempts, answered, a), (_, _, _, b)) in p50.iter().zip(&p99) {
+        writeln!(out, "  {name:<20} {attempts:>8} {answered:>8} {:>9} {:>9}", ms(*a), ms(*b))?;
+    }
+    let ok = u64::from(settings.calls) - failures.len() as u64;
+    let q = |x| latency::quantile(&all, x);
+    writeln!(
+        out,
+        "overall: {ok}/{} ok ({:.2}%), {tool_errors} tool errors; latency p50 {} p90 {} p99 {} max {}",
+        settings.calls,
+        100.0 * ok as f64 / f64::from(settings.calls),
+        ms(q(0.5)),
+        ms(q(0.9)),
+        ms(q(0.99)),
+        ms((!all.is_empty()).then(|| Duration::from_micros(all.max())))
+    )?;
+    // The first few distinct failures, so the reason is in the log.
+    let mut shown = std::collections::BTreeSet::new();
+    for f in &failures {
+        if shown.insert(f.to_string()) && shown.len() <= 5 {
+            writeln!(out, "  failed: {f}")?;
+        }
+    }
+    match Arc::try_unwrap(client) {
+        Ok(client) => client.shutdown().await,
+        Err(client) => drop(client),
+    }
+    if !failures.is_empty() {
+        return Err(ProbeFailed(format!("{} of {} calls failed", failures.len(), settings.calls)).into());
+    }
+    Ok(())
+}
