@@ -115,6 +115,8 @@ struct Policy {
     balancer: BalancerConfig,
     catalog: Arc<Catalog>,
     routes: Arc<RouteTable>,
+    /// Each route, shared with the calls using it.
+    shared_routes: BTreeMap<String, Arc<gauntlet_core::route::Route>>,
     balancers: BTreeMap<String, Vec<Box<dyn Balancer + Send>>>,
     cache: TtlCache<CacheKey, CallToolResult>,
     next_poll: Time,
@@ -227,6 +229,7 @@ impl Shared {
         let balancer = policy.balancer;
         policy.balancers =
             routes.routes().map(|r| (r.exposed.clone(), r.tiers.iter().map(|_| balancer.build()).collect())).collect();
+        policy.shared_routes = routes.routes().map(|r| (r.exposed.clone(), Arc::new(r.clone()))).collect();
         policy.catalog = Arc::new(catalog);
         policy.routes = Arc::new(routes);
         policy.cache.clear();
@@ -446,6 +449,7 @@ impl MultiServerClient {
             },
             catalog: Arc::new(Catalog::default()),
             routes: Arc::new(RouteTable::default()),
+            shared_routes: BTreeMap::new(),
             balancers: BTreeMap::new(),
             cache: TtlCache::new(NonZeroUsize::new(1_024).expect("non-zero")),
             next_poll: Time::ZERO,
@@ -608,7 +612,7 @@ impl MultiServerClient {
         let cache_ttl = shared.config.policy.result_cache_ttl;
         let (route, kind) = {
             let mut policy = shared.policy.lock().expect("policy lock");
-            let Some(route) = policy.routes.route(tool).cloned() else {
+            let Some(route) = policy.shared_routes.get(tool).cloned() else {
                 return Err(CallError::UnknownTool(tool.to_owned()));
             };
             policy.budget.deposit(started);
@@ -630,22 +634,28 @@ impl MultiServerClient {
             (route, kind)
         };
         let mut tried = Tried::new();
-        let mut tried_names = Vec::new();
+        // Every server sent to, in order (hedges included); names are resolved when reporting.
+        let mut sent_to: Vec<ServerId> = Vec::with_capacity(2);
+        let names =
+            |ids: &[ServerId]| ids.iter().map(|id| shared.config.servers[id.index()].name.clone()).collect::<Vec<_>>();
+        let hedging = shared.config.policy.hedge_after.is_some() && kind.is_replayable();
         let mut attempts = 0u32;
         let mut previous_delay = Duration::ZERO;
         let mut hedged = false;
         loop {
             let now = shared.now();
             let Some((first, permit)) = self.pick(tool, &route.tiers, &tried, options.affinity, now) else {
-                return Err(CallError::NoServer { tool: tool.to_owned(), tried: tried_names });
+                return Err(CallError::NoServer { tool: tool.to_owned(), tried: names(&sent_to) });
             };
             tried.push(first);
-            tried_names.push(shared.config.servers[first.index()].name.clone());
+            sent_to.push(first);
             attempts += 1;
             let attempt = self.attempt(first, permit, &route.tool, &arguments, deadline, &options);
-            let hedge_delay = {
+            let hedge_delay = if hedging {
                 let policy = shared.policy.lock().expect("policy lock");
-                policy.hedger.as_ref().and_then(Hedger::delay).filter(|_| kind.is_replayable())
+                policy.hedger.as_ref().and_then(Hedger::delay)
+            } else {
+                None
             };
             let outcome = match hedge_delay {
                 None => attempt.await,
@@ -660,7 +670,7 @@ impl MultiServerClient {
                                 Some((second, permit2)) => {
                                     hedged = true;
                                     attempts += 1;
-                                    tried_names.push(shared.config.servers[second.index()].name.clone());
+                                    sent_to.push(second);
                                     let backup = std::pin::pin!(self.attempt(second, permit2, &route.tool, &arguments, deadline, &options));
                                     self.race(attempt, backup).await
                                 }
@@ -680,7 +690,7 @@ impl MultiServerClient {
                     result,
                     server: shared.config.servers[outcome.server.index()].name.clone(),
                     attempts,
-                    tried: tried_names,
+                    tried: names(&sent_to),
                     latency: now.saturating_since(started),
                     hedged,
                     cached: false,
@@ -714,7 +724,7 @@ impl MultiServerClient {
                         attempts,
                         last: outcome.outcome,
                         reason,
-                        tried: tried_names,
+                        tried: names(&sent_to),
                     });
                 }
             }
@@ -974,7 +984,7 @@ impl MultiServerClient {
             }
         };
         let Some(session) = up.session() else { return (Outcome::Transport, false, None) };
-        let Some((seq, dead)) = session.register() else { return (Outcome::Transport, false, None) };
+        let Some((seq, dead)) = session.in_flight.register() else { return (Outcome::Transport, false, None) };
         let _registration = Registration { session: &session, seq };
         let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.clone());
         let mut progress_key = None;
@@ -1060,7 +1070,7 @@ struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.session.unregister(self.seq);
+        self.session.in_flight.unregister(self.seq);
     }
 }
 

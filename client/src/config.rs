@@ -67,6 +67,46 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Removes secret values from text meant for people (errors, status lines).
+///
+/// Built per server from every value substituted from the environment and every `env` and
+/// header value. Values shorter than [`Redactor::MIN_LEN`] characters are not searched for:
+/// they are too short to be secrets and would garble messages.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Redactor {
+    needles: Vec<String>,
+}
+
+impl Redactor {
+    /// The shortest value that is redacted.
+    pub const MIN_LEN: usize = 4;
+
+    fn add(&mut self, value: &str) {
+        if value.chars().count() >= Self::MIN_LEN && !self.needles.iter().any(|n| n == value) {
+            self.needles.push(value.to_owned());
+            // Longest first, so a secret containing another is removed whole.
+            self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        }
+    }
+
+    /// `text` with every secret replaced by `<redacted>`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for n in &self.needles {
+            if out.contains(n.as_str()) {
+                out = out.replace(n.as_str(), "<redacted>");
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} values)", self.needles.len())
+    }
+}
+
 /// How to reach one server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransportSpec {
@@ -129,6 +169,8 @@ pub struct ServerConfig {
     pub max_concurrency: u32,
     /// Calls waiting for a slot; beyond this a call is rejected at once.
     pub queue: u32,
+    /// Scrubs this server's secrets from messages.
+    pub redact: Redactor,
 }
 
 /// The client-wide policy, checked.
@@ -414,7 +456,17 @@ fn check_server(
     defaults: &ServerDefaults,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ServerConfig, ConfigError> {
-    let expand = |field: &str, text: &str| expand(text, env).map_err(|m| server_error(name, field, m));
+    let substituted = std::cell::RefCell::new(Redactor::default());
+    let expand = |field: &str, text: &str| {
+        let recording = |var: &str| {
+            let value = env(var);
+            if let Some(v) = &value {
+                substituted.borrow_mut().add(v);
+            }
+            value
+        };
+        expand(text, &recording).map_err(|m| server_error(name, field, m))
+    };
     let kind = raw.kind.as_deref().unwrap_or(if raw.command.is_some() { "stdio" } else { "" });
     let transport = match kind {
         "stdio" => {
@@ -426,7 +478,9 @@ fn check_server(
             }
             let mut env_out = BTreeMap::new();
             for (k, v) in &raw.env {
-                env_out.insert(k.clone(), Secret(expand(&format!("env.{k}"), v)?));
+                let value = expand(&format!("env.{k}"), v)?;
+                substituted.borrow_mut().add(&value);
+                env_out.insert(k.clone(), Secret(value));
             }
             TransportSpec::Stdio {
                 command: expand("command", command)?,
@@ -450,7 +504,13 @@ fn check_server(
                 if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                     return Err(server_error(name, "headers", format!("`{k}` is not a valid header name")));
                 }
-                headers.insert(k.clone(), Secret(expand(&format!("headers.{k}"), v)?));
+                let value = expand(&format!("headers.{k}"), v)?;
+                substituted.borrow_mut().add(&value);
+                // A bearer token is also redacted without its scheme.
+                if let Some((_, token)) = value.split_once(' ') {
+                    substituted.borrow_mut().add(token);
+                }
+                headers.insert(k.clone(), Secret(value));
             }
             TransportSpec::Http { url, headers }
         }
@@ -494,6 +554,7 @@ fn check_server(
         call_timeout: duration("callTimeout", raw.call_timeout.as_deref(), defaults.call_timeout, serr)?,
         max_concurrency,
         queue: raw.queue.unwrap_or(defaults.queue),
+        redact: substituted.into_inner(),
     })
 }
 
@@ -608,6 +669,18 @@ mod tests {
             .unwrap_err();
         assert!(!err.to_string().contains("s3cr3t"));
         assert_eq!(err.to_string(), "server `a`: `env.U`: environment variable `NOPE` is not set and has no default");
+    }
+
+    #[test]
+    fn the_redactor_removes_every_substituted_value_and_secret() {
+        let c = parse(r#"{"mcpServers": {"a": {"command": "/opt/${TOKEN}/srv", "env": {"K": "literal-key-1"}},
+                        "b": {"type": "http", "url": "http://${HOST}/mcp", "headers": {"Authorization": "Bearer sk-abcdef"}}}}"#)
+            .unwrap();
+        let a = &c.servers[0].redact;
+        assert_eq!(a.scrub("cannot start `/opt/s3cr3t-token/srv`"), "cannot start `/opt/<redacted>/srv`");
+        assert_eq!(a.scrub("env literal-key-1"), "env <redacted>");
+        let b = &c.servers[1].redact;
+        assert_eq!(b.scrub("sent sk-abcdef to 127.0.0.1"), "sent <redacted> to <redacted>");
     }
 
     #[test]

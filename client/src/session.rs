@@ -317,36 +317,68 @@ async fn drain_stderr(mut err: tokio::process::ChildStderr, kept: Arc<Mutex<Vec<
 pub(crate) struct Session {
     pub(crate) peer: rmcp::Peer<RoleClient>,
     pub(crate) era: Era,
-    next: AtomicU64,
-    /// Calls in flight, by sequence number; `None` once the session is dead.
-    in_flight: Mutex<Option<BTreeMap<u64, oneshot::Sender<()>>>>,
+    pub(crate) in_flight: InFlight,
 }
 
 impl Session {
     pub(crate) fn new(peer: rmcp::Peer<RoleClient>, era: Era) -> Session {
-        Session { peer, era, next: AtomicU64::new(0), in_flight: Mutex::new(Some(BTreeMap::new())) }
+        Session { peer, era, in_flight: InFlight::default() }
     }
+}
 
+/// The calls in flight on one session, by sequence number; failed together, in order, when
+/// the session dies.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    next: AtomicU64,
+    /// `None` once the session is dead.
+    table: Mutex<Option<BTreeMap<u64, oneshot::Sender<()>>>>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight { next: AtomicU64::new(0), table: Mutex::new(Some(BTreeMap::new())) }
+    }
+}
+
+impl InFlight {
     /// Registers a call; the receiver fires when the session dies. `None` if already dead.
     pub(crate) fn register(&self) -> Option<(u64, oneshot::Receiver<()>)> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.in_flight.lock().expect("in-flight lock").as_mut()?.insert(seq, tx);
+        self.table.lock().expect("in-flight lock").as_mut()?.insert(seq, tx);
         Some((seq, rx))
     }
 
     /// A call finished (whatever its outcome).
     pub(crate) fn unregister(&self, seq: u64) {
-        if let Some(table) = self.in_flight.lock().expect("in-flight lock").as_mut() {
+        if let Some(table) = self.table.lock().expect("in-flight lock").as_mut() {
             table.remove(&seq);
         }
     }
 
     /// The session died: fail every call in flight, in sequence order.
     pub(crate) fn fail_all(&self) {
-        let table = self.in_flight.lock().expect("in-flight lock").take();
+        let table = self.table.lock().expect("in-flight lock").take();
         for (_, tx) in table.into_iter().flatten() {
             let _ = tx.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_session_fails_every_call_in_flight_and_refuses_new_ones() {
+        let table = InFlight::default();
+        let mut waiting: Vec<_> = (0..20).map(|_| table.register().expect("alive")).collect();
+        table.unregister(waiting.remove(3).0);
+        table.fail_all();
+        for (seq, mut rx) in waiting {
+            assert_eq!(rx.try_recv(), Ok(()), "call {seq} was not failed");
+        }
+        assert!(table.register().is_none(), "a dead session takes no calls");
     }
 }

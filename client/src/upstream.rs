@@ -173,6 +173,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>, index: usize, mut rng: Seeded
                 reason
             }
         };
+        let reason = up.config.redact.scrub(&reason);
         tracing::warn!(server = %up.config.name, %reason, "upstream down");
         up.set_link(LinkState::Down { reason });
         shared.on_link_change(up.id);
@@ -253,7 +254,7 @@ async fn serve(
     };
     // Fail the calls in flight ourselves, in order, before rmcp's random-order wake-ups matter.
     *up.session.write().expect("session lock") = None;
-    session.fail_all();
+    session.in_flight.fail_all();
     token.cancel();
     reason
 }

@@ -3,7 +3,7 @@
 use std::process::{Command, Output};
 
 fn gauntlet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gauntlet")).args(args).output().expect("the gauntlet binary runs")
+    Command::new(crate::support::GAUNTLET).args(args).output().expect("the gauntlet binary runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -49,4 +49,29 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn probe_never_prints_a_secret_from_env_or_headers() {
+    const SECRET: &str = "tok-3f9a1c7e-never-print-me";
+    let config = serde_json::json!({"mcpServers": {
+        "ok": {"command": crate::support::TEST_SERVER, "env": {"API_TOKEN": "${GAUNTLET_TEST_SECRET}"}},
+        "broken": {"command": "/nonexistent/${GAUNTLET_TEST_SECRET:-x}", "env": {"K": "${GAUNTLET_TEST_SECRET}"}},
+        "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${GAUNTLET_TEST_SECRET}"}}
+    }, "gauntlet": {"connectTimeout": "2s"}});
+    let path = std::env::temp_dir().join(format!("gauntlet-secret-{}.json", std::process::id()));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let o = Command::new(crate::support::GAUNTLET)
+        .args(["probe", "--config"])
+        .arg(&path)
+        .args(["--ready-timeout", "5s"])
+        .env("GAUNTLET_TEST_SECRET", SECRET)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let all = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "servers are down, so the probe fails:\n{all}");
+    assert!(all.contains("broken") && all.contains("web"), "the failing servers are named:\n{all}");
+    assert!(!all.contains(SECRET), "a secret was printed:\n{all}");
 }

@@ -1,0 +1,215 @@
+//! `client/calls/<n>`: the client's overhead. The same three in-process rmcp servers (over
+//! in-memory pipes) are called `BATCH` times with `IN_FLIGHT` calls in flight, once directly with
+//! rmcp (round-robin over the three peers: the baseline) and once through `MultiServerClient`
+//! (routing, balancing, breaker, budget, metrics, the ordered in-flight table). Both negotiate
+//! the same protocol era. The ratio of their throughputs, from batches alternated in one loop,
+//! is the figure to quote; the target is ≥ 0.8.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gauntlet_client::config::Config;
+use gauntlet_client::{ConnectError, Connected, Connector, HandlerToken, MultiServerClient};
+use rmcp::model::ProtocolVersion;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, InitializeResult, JsonObject,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool, ToolAnnotations,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ServerHandler, ServiceExt};
+use serde_json::json;
+
+const SERVERS: usize = 3;
+const BATCH: usize = 2_000;
+const IN_FLIGHT: usize = 16;
+const PIPE_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct Echo;
+
+impl ServerHandler for Echo {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let schema = Arc::new(JsonObject::from_iter([("type".to_owned(), json!("object"))]));
+        let tool = Tool::new("echo", "echo", schema).with_annotations(ToolAnnotations::new().read_only(true));
+        Ok(ListToolsResult { tools: vec![tool], ..Default::default() })
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let text = request.arguments.and_then(|a| a.get("text").cloned()).unwrap_or_default().to_string();
+        Ok(CallToolResponse::Complete(CallToolResult::success(vec![ContentBlock::text(text)])))
+    }
+}
+
+/// Connects each configured server to a fresh in-process `Echo` over a duplex pipe.
+struct InProcess;
+
+impl Connector for InProcess {
+    fn connect<'a>(
+        &'a self,
+        _server: &'a gauntlet_client::config::ServerConfig,
+        handler: HandlerToken,
+    ) -> Pin<Box<dyn Future<Output = Result<Connected, ConnectError>> + Send + 'a>> {
+        Box::pin(async move {
+            let (client_io, server_io) = tokio::io::duplex(PIPE_BYTES);
+            tokio::spawn(async move {
+                if let Ok(running) = Echo.serve(server_io).await {
+                    let _ = running.waiting().await;
+                }
+            });
+            let (read, write) = tokio::io::split(client_io);
+            handler.handshake(read, write).await
+        })
+    }
+}
+
+#[derive(Clone, Default)]
+struct RawClient;
+impl ClientHandler for RawClient {}
+
+fn args(i: usize) -> JsonObject {
+    JsonObject::from_iter([("text".to_owned(), json!(format!("m{i}")))])
+}
+
+async fn raw_batch(peers: &[rmcp::Peer<rmcp::RoleClient>]) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let (peers, next) = (peers.to_vec(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= BATCH {
+                    break;
+                }
+                let params = CallToolRequestParams::new("echo").with_arguments(args(i));
+                black_box(peers[i % SERVERS].call_tool(params).await.expect("raw call"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+}
+
+async fn gauntlet_batch(client: &Arc<MultiServerClient>) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let (client, next) = (client.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= BATCH {
+                    break;
+                }
+                black_box(client.call_tool("g__echo", args(i)).await.expect("gauntlet call"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+}
+
+fn calls(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let peers: Vec<_> = runtime.block_on(async {
+        let mut peers = Vec::new();
+        let mut keep = Vec::new();
+        for _ in 0..SERVERS {
+            let (client_io, server_io) = tokio::io::duplex(PIPE_BYTES);
+            tokio::spawn(async move {
+                if let Ok(running) = Echo.serve(server_io).await {
+                    let _ = running.waiting().await;
+                }
+            });
+            // The same lifecycle Gauntlet negotiates (discover, 2026-07-28), so both sides send
+            // the same messages.
+            let lifecycle = ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+            };
+            let running = RawClient.serve_with_lifecycle(client_io, lifecycle).await.expect("raw handshake");
+            peers.push(running.peer().clone());
+            keep.push(running);
+        }
+        std::mem::forget(keep); // the services live for the whole bench
+        peers
+    });
+    let servers: serde_json::Map<_, _> = (0..SERVERS)
+        .map(|i| (format!("s{i}"), json!({"type": "tcp", "address": "127.0.0.1:9", "group": "g", "trusted": true})))
+        .collect();
+    let config =
+        Config::parse(&json!({"mcpServers": servers, "gauntlet": {"balancer": "round-robin"}}).to_string(), &|_| None)
+            .expect("config");
+    let client = runtime.block_on(async {
+        let client = Arc::new(MultiServerClient::start_with(config, InProcess));
+        client.wait_ready(Duration::from_secs(10)).await;
+        client
+    });
+    let mut group = c.benchmark_group("client/calls");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(20);
+    group.bench_function("raw-rmcp", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                runtime.block_on(raw_batch(&peers));
+            }
+            start.elapsed()
+        });
+    });
+    group.bench_function("gauntlet", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                runtime.block_on(gauntlet_batch(&client));
+            }
+            start.elapsed()
+        });
+    });
+    group.finish();
+
+    // The ratio, from batches alternated in one loop so that the machine's noise hits both
+    // sides alike: the median of per-round throughput ratios.
+    let mut ratios = Vec::new();
+    for _ in 0..RATIO_ROUNDS {
+        let t = Instant::now();
+        runtime.block_on(raw_batch(&peers));
+        let raw = t.elapsed();
+        let t = Instant::now();
+        runtime.block_on(gauntlet_batch(&client));
+        let gauntlet = t.elapsed();
+        ratios.push(raw.as_secs_f64() / gauntlet.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let (lo, hi) = (ratios[ratios.len() / 10], ratios[ratios.len() * 9 / 10]);
+    let line = format!(
+        "client/ratio: gauntlet / raw-rmcp throughput, median of {RATIO_ROUNDS} alternated rounds: {median:.2} (p10 {lo:.2}, p90 {hi:.2})"
+    );
+    // A bench reports on stderr, beside criterion's own output.
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Alternated rounds for the throughput ratio.
+const RATIO_ROUNDS: usize = 40;
+
+criterion_group!(benches, calls);
+criterion_main!(benches);

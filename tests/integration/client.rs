@@ -1,0 +1,170 @@
+//! `MultiServerClient` against real test-server processes and sockets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gauntlet_client::{CallError, Era, LinkState, MultiServerClient};
+use serde_json::json;
+
+use crate::support::{HttpServer, NO_HANG, args, config, stdio, text};
+
+async fn ready(client: &MultiServerClient) {
+    client.wait_ready(Duration::from_secs(20)).await;
+    for s in client.servers() {
+        assert_eq!(s.link, LinkState::Ready, "{} did not connect", s.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_server_killed_mid_run_fails_over_and_no_call_is_lost_or_hangs() {
+    let c = config(
+        vec![stdio("a", "g", &[]), stdio("b", "g", &["--exit-after", "40"]), stdio("c", "g", &[])],
+        &json!({"balancer": "round-robin", "callTimeout": "2s", "deadline": "10s"}),
+    );
+    let client = Arc::new(MultiServerClient::start(c));
+    ready(&client).await;
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let call = client.call_tool("g__echo", args(json!({"text": format!("m{i}")})));
+            tokio::time::timeout(NO_HANG, call).await
+        }));
+    }
+    let mut by_server = BTreeMap::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let report = t.await.expect("task").expect("no call hangs").unwrap_or_else(|e| panic!("call {i} lost: {e}"));
+        assert_eq!(text(&report.result), format!("m{i}"));
+        *by_server.entry(report.server).or_insert(0) += 1;
+    }
+    assert_eq!(by_server.values().sum::<u32>(), 300, "every call ends with exactly one answer");
+    // `b` really died mid-run: its session ended and the supervisor had to reconnect it.
+    let b = client.servers().into_iter().find(|s| s.name == "b").expect("b");
+    assert!(b.connects >= 2 || matches!(b.link, LinkState::Down { .. }), "b never died: {b:?}");
+    assert!(by_server["a"] > 80 && by_server["c"] > 80, "{by_server:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_opens_its_breaker_and_closes_it_after_recovering() {
+    // `stall` answers 5 calls, then nothing for 2.5 s, then answers again (one process, over
+    // HTTP, so reconnecting does not reset it).
+    let stall = HttpServer::start("stall", &["--stall-after", "5", "--stall-ms", "2500"]);
+    let c = config(
+        vec![stall.entry("stall", "g"), stdio("good", "g", &[])],
+        &json!({"balancer": "round-robin", "callTimeout": "200ms", "deadline": "5s",
+               "breakerFailures": 2, "breakerOpenFor": "500ms"}),
+    );
+    let client = MultiServerClient::start(c);
+    ready(&client).await;
+    let mut states = Vec::new();
+    let mut answered_by_stall_after_open = 0;
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        let report = tokio::time::timeout(NO_HANG, client.call_tool("g__whoami", args(json!({}))))
+            .await
+            .expect("no call hangs")
+            .expect("the other replica answers");
+        let breaker = client.servers().into_iter().find(|s| s.name == "stall").expect("stall").breaker;
+        if states.last() != Some(&breaker) {
+            states.push(breaker);
+        }
+        if states.contains(&"open") && report.server == "stall" {
+            answered_by_stall_after_open += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let opened = states.iter().position(|&s| s == "open").unwrap_or_else(|| panic!("never opened: {states:?}"));
+    assert!(states[opened..].contains(&"closed"), "never closed again: {states:?}");
+    assert!(answered_by_stall_after_open > 0, "traffic never returned to the recovered server: {states:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_oversized_answers_and_duplicate_tools_get_clear_errors_while_other_servers_keep_working() {
+    let c = config(
+        vec![stdio("dup", "d", &["--duplicate-tools"]), stdio("noisy", "n", &[]), stdio("fine", "f", &[])],
+        &json!({"callTimeout": "1s", "deadline": "3s", "maxAttempts": 1}),
+    );
+    let client = MultiServerClient::start(c);
+    ready(&client).await;
+    // Duplicates: skipped with a reason, the first listing kept.
+    let skipped = client.skipped_tools();
+    assert!(skipped.iter().any(|s| s.contains("server `dup`") && s.contains("listed twice")), "{skipped:?}");
+    assert!(client.catalog().iter().any(|e| e.exposed == "d__echo"));
+    // A line of garbage on the stream is dropped by the transport; the session survives.
+    let garbage = client.call_tool("n__garbage", args(json!({}))).await.expect("the garbage line is skipped");
+    assert_eq!(text(&garbage.result), "garbage sent");
+    let after = client.call_tool("n__echo", args(json!({"text": "still here"}))).await.expect("noisy keeps answering");
+    assert_eq!(text(&after.result), "still here");
+    assert_eq!(client.servers().iter().find(|s| s.name == "noisy").map(|s| s.connects), Some(1), "no reconnect needed");
+    // An answer over the size limit is dropped, and the call fails with a timeout, not a panic.
+    let huge = client.call_tool("n__huge", args(json!({"bytes": 8 * 1024 * 1024}))).await;
+    match huge {
+        Err(CallError::Failed { last, .. }) => assert_eq!(last.to_string(), "timeout"),
+        other => panic!("an oversized answer must fail clearly: {other:?}"),
+    }
+    // A tool error is an answer, not a failure.
+    let fail = client.call_tool("f__fail", args(json!({}))).await.expect("a tool error is a result");
+    assert_eq!(fail.result.is_error, Some(true));
+    let fine = client.call_tool("f__echo", args(json!({"text": "ok"}))).await.expect("fine is fine");
+    assert_eq!(text(&fine.result), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamable_http_legacy_and_modern_servers_serve_one_catalog() {
+    let http = HttpServer::start("web", &[]);
+    let c = config(
+        vec![http.entry("web", "g"), stdio("old", "g", &["--era", "legacy"]), stdio("new", "g", &["--era", "modern"])],
+        &json!({"balancer": "round-robin"}),
+    );
+    let client = MultiServerClient::start(c);
+    ready(&client).await;
+    let eras: BTreeMap<_, _> = client.servers().into_iter().map(|s| (s.name, (s.transport, s.era))).collect();
+    assert_eq!(eras["old"], ("stdio", Some(Era::Legacy)));
+    assert_eq!(eras["new"], ("stdio", Some(Era::Modern)));
+    assert_eq!(eras["web"].0, "http");
+    let mut answered = BTreeMap::new();
+    for _ in 0..30 {
+        let r = client.call_tool("g__whoami", args(json!({}))).await.expect("every era answers");
+        *answered.entry(text(&r.result)).or_insert(0) += 1;
+    }
+    assert_eq!(answered.len(), 3, "{answered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_tool_is_never_replayed_and_a_safe_one_is_retried_elsewhere() {
+    // Every call to `flaky` fails with a server error; `ok` always answers.
+    let c = config(
+        vec![stdio("flaky", "g", &["--fail-every", "1"]), stdio("ok", "g", &[])],
+        &json!({"balancer": "round-robin", "maxAttempts": 3}),
+    );
+    let client = MultiServerClient::start(c);
+    ready(&client).await;
+    for _ in 0..6 {
+        let safe = client.call_tool("g__echo", args(json!({"text": "x"}))).await.expect("retried on `ok`");
+        assert_eq!(safe.server, "ok");
+        match client.call_tool("g__write", args(json!({"key": "k"}))).await {
+            Ok(r) => assert_eq!(r.attempts, 1, "a write is sent once"),
+            Err(CallError::Failed { attempts, reason, .. }) => {
+                assert_eq!(attempts, 1);
+                assert_eq!(format!("{reason:?}"), "Unsafe");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_start_is_named_with_its_cause_and_the_rest_serve() {
+    let mut servers = vec![stdio("ok", "g", &[])];
+    servers.push(("ghost".to_owned(), json!({"command": "/nonexistent/mcp-server", "group": "g"})));
+    let client = MultiServerClient::start(config(servers, &json!({})));
+    client.wait_ready(Duration::from_secs(20)).await;
+    let ghost = client.servers().into_iter().find(|s| s.name == "ghost").expect("listed");
+    match ghost.link {
+        LinkState::Down { reason } => assert!(reason.contains("cannot start `/nonexistent/mcp-server`"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let r = client.call_tool("g__echo", args(json!({"text": "hi"}))).await.expect("ok serves");
+    assert_eq!(r.server, "ok");
+}

@@ -1,0 +1,6 @@
+//! Gauntlet's integration tests: real processes and sockets, on loopback only.
+
+mod cli;
+mod client;
+mod everything;
+mod support;

@@ -1,0 +1,78 @@
+//! Helpers: the binaries under test, configs, and test servers on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use gauntlet_client::config::Config;
+use serde_json::{Value, json};
+
+pub(crate) const GAUNTLET: &str = env!("CARGO_BIN_EXE_gauntlet");
+pub(crate) const TEST_SERVER: &str = env!("CARGO_BIN_EXE_gauntlet-test-server");
+
+/// A stdio server entry for the test server.
+pub(crate) fn stdio(name: &str, group: &str, args: &[&str]) -> (String, Value) {
+    let mut all = vec!["--name", name];
+    all.extend_from_slice(args);
+    (name.to_owned(), json!({"command": TEST_SERVER, "args": all, "group": group, "trusted": true}))
+}
+
+/// A config from server entries and `gauntlet` keys.
+pub(crate) fn config(servers: Vec<(String, Value)>, policy: &Value) -> Config {
+    let servers: serde_json::Map<String, Value> = servers.into_iter().collect();
+    let text = json!({"mcpServers": servers, "gauntlet": policy}).to_string();
+    Config::parse(&text, &|_| None).expect("test config is valid")
+}
+
+/// A test server serving Streamable HTTP on a loopback port; killed when dropped.
+pub(crate) struct HttpServer {
+    child: Child,
+    pub(crate) url: String,
+}
+
+impl HttpServer {
+    pub(crate) fn start(name: &str, args: &[&str]) -> HttpServer {
+        let mut child = Command::new(TEST_SERVER)
+            .args(["--name", name, "--http", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the test server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("it announces its address");
+        let url = line.trim().strip_prefix("listening ").expect("an announcement").to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "loopback only: {url}");
+        HttpServer { child, url }
+    }
+
+    pub(crate) fn entry(&self, name: &str, group: &str) -> (String, Value) {
+        (name.to_owned(), json!({"type": "http", "url": self.url, "group": group, "trusted": true}))
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// JSON object arguments.
+pub(crate) fn args(value: Value) -> serde_json::Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("arguments must be an object, got {other}"),
+    }
+}
+
+/// The text of a tool result's first content block.
+pub(crate) fn text(result: &rmcp::model::CallToolResult) -> String {
+    let v = serde_json::to_value(result).expect("results serialise");
+    v["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Generous bound for "this must not hang" on a busy 2-core machine.
+pub(crate) const NO_HANG: Duration = Duration::from_secs(30);
