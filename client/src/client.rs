@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -30,10 +30,10 @@ use gauntlet_core::metrics::Metrics;
 use gauntlet_core::outcome::{Classifier, Outcome, Verdict};
 use gauntlet_core::outlier::{Ejection, OutlierConfig, OutlierDetector};
 use gauntlet_core::retry::{Attempt, BudgetConfig, CallKind, Decision, GiveUp, RetryBudget, RetryConfig, Tried};
-use gauntlet_core::route::{Catalog, CatalogConfig, RouteTable, ServerTools, ToolHints, ToolInfo};
+use gauntlet_core::route::{Catalog, CatalogConfig, Route, RouteTable, ServerTools, ToolHints, ToolInfo};
 use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerId, ServerSpec, Time};
-use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, ProgressToken};
-use rmcp::service::ServiceError;
+use rmcp::model::{CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, JsonObject, ServerResult};
+use rmcp::service::{PeerRequestOptions, ServiceError};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -116,7 +116,7 @@ struct Policy {
     catalog: Arc<Catalog>,
     routes: Arc<RouteTable>,
     /// Each route, shared with the calls using it.
-    shared_routes: BTreeMap<String, Arc<gauntlet_core::route::Route>>,
+    shared_routes: BTreeMap<String, Arc<Route>>,
     balancers: BTreeMap<String, Vec<Box<dyn Balancer + Send>>>,
     cache: TtlCache<CacheKey, CallToolResult>,
     next_poll: Time,
@@ -131,7 +131,6 @@ pub(crate) struct Shared {
     pub(crate) progress: ProgressRoutes,
     pub(crate) connector: ConnectorBox,
     policy: Mutex<Policy>,
-    progress_seq: AtomicU64,
     health_config: HealthConfig,
     catalog_version: RwLock<u64>,
 }
@@ -464,7 +463,6 @@ impl MultiServerClient {
             progress: Arc::default(),
             connector: ConnectorBox(Box::new(connector)),
             policy: Mutex::new(policy),
-            progress_seq: AtomicU64::new(0),
             health_config,
             catalog_version: RwLock::new(0),
         });
@@ -650,7 +648,7 @@ impl MultiServerClient {
             tried.push(first);
             sent_to.push(first);
             attempts += 1;
-            let attempt = self.attempt(first, permit, &route.tool, &arguments, deadline, &options);
+            let attempt = self.attempt(first, permit, &route, &arguments, deadline, &options);
             let hedge_delay = if hedging {
                 let policy = shared.policy.lock().expect("policy lock");
                 policy.hedger.as_ref().and_then(Hedger::delay)
@@ -671,7 +669,7 @@ impl MultiServerClient {
                                     hedged = true;
                                     attempts += 1;
                                     sent_to.push(second);
-                                    let backup = std::pin::pin!(self.attempt(second, permit2, &route.tool, &arguments, deadline, &options));
+                                    let backup = std::pin::pin!(self.attempt(second, permit2, &route, &arguments, deadline, &options));
                                     self.race(attempt, backup).await
                                 }
                             }
@@ -767,7 +765,7 @@ impl MultiServerClient {
         let options = CallOptions::default();
         let mut pending: Vec<_> = targets
             .iter()
-            .map(|&(id, permit)| Box::pin(self.attempt_begun(id, permit, &route.tool, &arguments, deadline, &options)))
+            .map(|&(id, permit)| Box::pin(self.attempt_begun(id, permit, &route, &arguments, deadline, &options)))
             .collect();
         let mut answers = Vec::new();
         while !pending.is_empty() {
@@ -900,25 +898,25 @@ impl MultiServerClient {
         &'a self,
         server: ServerId,
         permit: Permit,
-        tool: &'a str,
+        route: &'a Route,
         arguments: &'a JsonObject,
         deadline: Time,
         options: &'a CallOptions,
     ) -> impl Future<Output = AttemptResult> + 'a {
-        self.attempt_begun(server, permit, tool, arguments, deadline, options)
+        self.attempt_begun(server, permit, route, arguments, deadline, options)
     }
 
     async fn attempt_begun(
         &self,
         server: ServerId,
         permit: Permit,
-        tool: &str,
+        route: &Route,
         arguments: &JsonObject,
         deadline: Time,
         options: &CallOptions,
     ) -> AttemptResult {
         let mut guard = AttemptGuard { client: self, server, permit: Some(permit), started: self.shared.now() };
-        let (outcome, sent, result) = self.send(server, tool, arguments, deadline, options).await;
+        let (outcome, sent, result) = self.send(server, route, arguments, deadline, options).await;
         let latency = self.shared.now().saturating_since(guard.started);
         let permit = guard.permit.take().expect("permit held until the attempt ends");
         self.finish(server, permit, outcome, sent, latency);
@@ -959,14 +957,16 @@ impl MultiServerClient {
     async fn send(
         &self,
         server: ServerId,
-        tool: &str,
+        route: &Route,
         arguments: &JsonObject,
         deadline: Time,
         options: &CallOptions,
     ) -> (Outcome, bool, Option<CallToolResult>) {
         let shared = &self.shared;
         let up = &shared.upstreams[server.index()];
-        let attempt_deadline = shared.to_instant(deadline).min(tokio::time::Instant::now() + up.config.call_timeout);
+        // The attempt's deadline: the tool's own timeout, else the server's, never past the call's.
+        let timeout = shared.config.policy.tool_timeouts.get(&route.exposed).copied().unwrap_or(up.config.call_timeout);
+        let attempt_deadline = shared.to_instant(deadline).min(tokio::time::Instant::now() + timeout);
         // A concurrency slot, or a bounded wait for one.
         let _slot = match up.slots.try_acquire() {
             Ok(slot) => slot,
@@ -986,29 +986,37 @@ impl MultiServerClient {
         let Some(session) = up.session() else { return (Outcome::Transport, false, None) };
         let Some((seq, dead)) = session.in_flight.register() else { return (Outcome::Transport, false, None) };
         let _registration = Registration { session: &session, seq };
-        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.clone());
-        let mut progress_key = None;
-        if let Some((token, sink)) = &options.progress {
-            // A fresh upstream token per attempt: progress from a hedge or a retry never
-            // collides with another upstream's.
-            let upstream_token = format!("g{}", shared.progress_seq.fetch_add(1, Ordering::Relaxed));
-            shared
-                .progress
-                .lock()
-                .expect("progress lock")
-                .insert(upstream_token.clone(), (token.clone(), sink.clone()));
-            let mut meta = rmcp::model::RequestMetaObject::default();
-            meta.set_progress_token(ProgressToken(rmcp::model::NumberOrString::String(upstream_token.clone().into())));
-            params.meta = Some(meta);
-            progress_key = Some(upstream_token);
-        }
-        let _progress = ProgressRoute { routes: &shared.progress, key: progress_key };
+        let params = CallToolRequestParams::new(route.tool.clone()).with_arguments(arguments.clone());
+        let mut progress = ProgressRoute { routes: &shared.progress, key: None };
+        let call = async {
+            match &options.progress {
+                // rmcp's `call_tool` cancels upstream when dropped.
+                None => session.peer.call_tool(params).await,
+                // With progress, the request's handle is needed for the token rmcp assigned;
+                // its cancellation on drop is then ours to send.
+                Some((token, sink)) => {
+                    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+                    let handle =
+                        session.peer.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
+                    let key = (server, session::token_key(&handle.progress_token));
+                    shared.progress.lock().expect("progress lock").insert(key.clone(), (token.clone(), sink.clone()));
+                    progress.key = Some(key);
+                    let mut cancel = CancelOnDrop { peer: &session.peer, id: Some(handle.id.clone()) };
+                    let response = handle.await_response().await;
+                    cancel.id = None;
+                    match response? {
+                        ServerResult::CallToolResult(result) => Ok(result),
+                        _ => Err(ServiceError::UnexpectedResponse),
+                    }
+                }
+            }
+        };
         let mut dead = dead;
         let response = tokio::select! {
             biased;
             _ = &mut dead => Err(None),
-            r = session.peer.call_tool(params) => r.map_err(Some),
-            _ = tokio::time::sleep_until(attempt_deadline) => Err(Some(ServiceError::Timeout { timeout: up.config.call_timeout })),
+            r = call => r.map_err(Some),
+            _ = tokio::time::sleep_until(attempt_deadline) => Err(Some(ServiceError::Timeout { timeout })),
         };
         match response {
             Ok(result) => {
@@ -1076,7 +1084,26 @@ impl Drop for Registration<'_> {
 
 struct ProgressRoute<'a> {
     routes: &'a ProgressRoutes,
-    key: Option<String>,
+    key: Option<(ServerId, String)>,
+}
+
+/// Sends `notifications/cancelled` for a request abandoned before its answer.
+struct CancelOnDrop<'a> {
+    peer: &'a rmcp::Peer<rmcp::RoleClient>,
+    id: Option<rmcp::model::RequestId>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let peer = self.peer.clone();
+            let param =
+                rmcp::model::CancelledNotificationParam::new(Some(id), Some("abandoned by the client".to_owned()));
+            tokio::spawn(async move {
+                let _ = peer.notify_cancelled(param).await;
+            });
+        }
+    }
 }
 
 impl Drop for ProgressRoute<'_> {

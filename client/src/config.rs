@@ -198,6 +198,8 @@ pub struct PolicyConfig {
     pub breaker_open_for: Duration,
     /// Serve results of trusted read-only tools from memory for this long (`None`: never).
     pub result_cache_ttl: Option<Duration>,
+    /// Per-tool attempt deadlines, by exposed name; they replace the server's `callTimeout`.
+    pub tool_timeouts: BTreeMap<String, Duration>,
     /// The seed of the client's random source.
     pub seed: u64,
 }
@@ -216,6 +218,7 @@ impl Default for PolicyConfig {
             breaker_failures: 5,
             breaker_open_for: Duration::from_secs(5),
             result_cache_ttl: None,
+            tool_timeouts: BTreeMap::new(),
             seed: 0,
         }
     }
@@ -328,6 +331,8 @@ struct RawPolicy {
     max_concurrency: Option<u32>,
     queue: Option<u32>,
     result_cache_ttl: Option<String>,
+    #[serde(default)]
+    tool_timeouts: BTreeMap<String, String>,
     seed: Option<u64>,
 }
 
@@ -436,6 +441,13 @@ fn check_policy(raw: &RawPolicy) -> Result<(PolicyConfig, ServerDefaults), Confi
             Some(t) => Some(duration("resultCacheTtl", Some(t), Duration::ZERO, perr)?),
             None => None,
         },
+        tool_timeouts: raw
+            .tool_timeouts
+            .iter()
+            .map(|(tool, t)| {
+                Ok((tool.clone(), duration(&format!("toolTimeouts.{tool}"), Some(t), Duration::ZERO, perr)?))
+            })
+            .collect::<Result<_, ConfigError>>()?,
         seed: raw.seed.unwrap_or(d.seed),
     };
     let defaults = ServerDefaults {

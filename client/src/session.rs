@@ -73,9 +73,18 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
-/// Upstream progress tokens → the caller's token and sink. Tokens are minted per attempt, so
-/// two upstreams (or a hedge and its original) never share one.
-pub(crate) type ProgressRoutes = Arc<Mutex<BTreeMap<String, (String, mpsc::UnboundedSender<Progress>)>>>;
+/// (server, upstream progress token) → the caller's token and sink. rmcp assigns each request
+/// its own token from a per-connection counter, so the server is part of the key: two
+/// upstreams (or a hedge and its original) never share an entry.
+pub(crate) type ProgressRoutes = Arc<Mutex<BTreeMap<(ServerId, String), (String, mpsc::UnboundedSender<Progress>)>>>;
+
+/// A progress token as a map key.
+pub(crate) fn token_key(token: &rmcp::model::ProgressToken) -> String {
+    match &token.0 {
+        rmcp::model::NumberOrString::String(s) => s.to_string(),
+        rmcp::model::NumberOrString::Number(n) => n.to_string(),
+    }
+}
 
 /// The rmcp client handler: identifies Gauntlet and forwards notifications.
 #[derive(Clone)]
@@ -105,12 +114,9 @@ impl ClientHandler for Handler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        let upstream = match &params.progress_token.0 {
-            rmcp::model::NumberOrString::String(s) => s.to_string(),
-            rmcp::model::NumberOrString::Number(n) => n.to_string(),
-        };
+        let key = (self.server, token_key(&params.progress_token));
         let routes = self.progress.lock().expect("progress routes lock");
-        if let Some((token, sink)) = routes.get(&upstream) {
+        if let Some((token, sink)) = routes.get(&key) {
             let _ = sink.send(Progress {
                 token: token.clone(),
                 progress: params.progress,

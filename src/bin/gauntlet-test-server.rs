@@ -11,10 +11,12 @@
 //! - `add {a, b}` [read-only]: returns `a + b`.
 //! - `whoami` [read-only, idempotent]: returns the server's `--name`.
 //! - `write {key, value}` [none: not safe to replay]: counts writes, returns the count.
-//! - `slow {ms}` [read-only]: answers after `ms` milliseconds.
+//! - `slow {ms}` [read-only]: answers after `ms` milliseconds, sending progress at the start
+//!   and the end when the request carries a progress token; counts a cancellation.
 //! - `huge {bytes}` [read-only]: returns that many bytes of text.
 //! - `garbage` [read-only]: writes a line that is not JSON-RPC to the stream, then answers.
 //! - `fail` [read-only]: returns a tool result with `isError: true`.
+//! - `stats` [read-only]: returns `{"calls": n, "cancelled": n, "writes": n}`.
 
 use std::borrow::Cow;
 use std::pin::Pin;
@@ -27,8 +29,8 @@ use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, DiscoverResult, ErrorCode, ErrorData,
-    Implementation, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ServerCapabilities, Tool, ToolAnnotations,
+    Implementation, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ServerCapabilities, Tool, ToolAnnotations,
 };
 use rmcp::service::{MaybeSendFuture, RequestContext, RoleServer};
 use rmcp::{ServerHandler, ServiceExt};
@@ -97,6 +99,7 @@ struct TestServer {
     args: Arc<Args>,
     calls: Arc<AtomicU64>,
     writes: Arc<AtomicU64>,
+    cancelled: Arc<AtomicU64>,
     stall_until: Arc<Mutex<Option<tokio::time::Instant>>>,
     garbage: Arc<AtomicBool>,
 }
@@ -123,6 +126,7 @@ fn all_tools() -> Vec<Tool> {
             .with_annotations(ro()),
         Tool::new("garbage", "Writes a non-JSON line, then answers.", schema(&json!({}))).with_annotations(ro()),
         Tool::new("fail", "Returns a tool error (isError).", schema(&json!({}))).with_annotations(ro()),
+        Tool::new("stats", "Counts calls, cancellations and writes.", schema(&json!({}))).with_annotations(ro()),
     ]
 }
 
@@ -139,7 +143,11 @@ impl TestServer {
         tools
     }
 
-    async fn call(&self, request: CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
+    async fn call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if self.args.exit_after > 0 && n > self.args.exit_after {
             std::process::exit(0);
@@ -169,9 +177,36 @@ impl TestServer {
             "write" => (self.writes.fetch_add(1, Ordering::SeqCst) + 1).to_string(),
             "slow" => {
                 let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(100).min(3_600_000);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let token = context.meta.get_progress_token();
+                let progress = |p: f64| {
+                    let peer = context.peer.clone();
+                    let token = token.clone();
+                    async move {
+                        if let Some(token) = token {
+                            let mut param = ProgressNotificationParam::new(token, p);
+                            param.total = Some(1.0);
+                            let _ = peer.notify_progress(param).await;
+                        }
+                    }
+                };
+                progress(0.0).await;
+                tokio::select! {
+                    biased;
+                    _ = context.ct.cancelled() => {
+                        self.cancelled.fetch_add(1, Ordering::SeqCst);
+                        return Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "cancelled", None));
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                }
+                progress(1.0).await;
                 format!("slept {ms} ms")
             }
+            "stats" => json!({
+                "calls": self.calls.load(Ordering::SeqCst),
+                "cancelled": self.cancelled.load(Ordering::SeqCst),
+                "writes": self.writes.load(Ordering::SeqCst),
+            })
+            .to_string(),
             "huge" => {
                 let bytes = args.get("bytes").and_then(Value::as_u64).unwrap_or(1 << 20).min(MAX_HUGE_BYTES);
                 "x".repeat(bytes as usize)
@@ -236,9 +271,9 @@ impl ServerHandler for TestServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(request).await.map(CallToolResponse::Complete)
+        self.call(request, context).await.map(CallToolResponse::Complete)
     }
 }
 
@@ -280,6 +315,7 @@ async fn main() -> anyhow::Result<()> {
         args: Arc::new(args.clone()),
         calls: Arc::default(),
         writes: Arc::default(),
+        cancelled: Arc::default(),
         stall_until: Arc::default(),
         garbage: Arc::default(),
     };

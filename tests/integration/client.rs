@@ -168,3 +168,46 @@ async fn a_server_that_cannot_start_is_named_with_its_cause_and_the_rest_serve()
     let r = client.call_tool("g__echo", args(json!({"text": "hi"}))).await.expect("ok serves");
     assert_eq!(r.server, "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_call_is_cancelled_on_the_server_and_tool_timeouts_apply() {
+    let c = config(
+        vec![stdio("s", "g", &[])],
+        &json!({"callTimeout": "5s", "maxAttempts": 1, "toolTimeouts": {"g__slow": "200ms"}}),
+    );
+    let client = MultiServerClient::start(c);
+    ready(&client).await;
+    let started = tokio::time::Instant::now();
+    let r = client.call_tool("g__slow", args(json!({"ms": 3_000}))).await;
+    assert!(matches!(r, Err(CallError::Failed { .. })), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "the tool's 200 ms timeout applies, not the server's 5 s");
+    // The server saw `notifications/cancelled` and stopped the work.
+    let mut cancelled = 0;
+    for _ in 0..50 {
+        let stats = client.call_tool("g__stats", args(json!({}))).await.expect("stats");
+        let v: serde_json::Value = serde_json::from_str(&text(&stats.result)).expect("stats are JSON");
+        cancelled = v["cancelled"].as_u64().unwrap_or(0);
+        if cancelled > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(cancelled, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reaches_the_caller_under_its_own_token() {
+    let client = MultiServerClient::start(config(vec![stdio("s", "g", &[])], &json!({})));
+    ready(&client).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let options = gauntlet_client::CallOptions { progress: Some(("caller-7".to_owned(), tx)), ..Default::default() };
+    client.call_tool_with("g__slow", args(json!({"ms": 50})), options).await.expect("slow answers");
+    let mut seen = Vec::new();
+    while let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+        seen.push((p.token, p.progress));
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, [("caller-7".to_owned(), 0.0), ("caller-7".to_owned(), 1.0)]);
+}
