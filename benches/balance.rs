@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use gauntlet_core::balance::{PickContext, Strategy};
+use gauntlet_core::balance::{Balancer, PickContext, Strategy};
 use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerId, ServerSpec, Time};
 
 const SIZES: [u32; 4] = [3, 10, 100, 1_000];
@@ -32,29 +32,16 @@ fn fleet(n: u32) -> (Fleet, Vec<ServerId>) {
     (fleet, ids)
 }
 
-fn pick(c: &mut Criterion) {
+/// Benches `step` for every strategy at every size, in groups named `{prefix}/{strategy}`.
+/// `step` gets the fleet, its members, the balancer, the generator and a tick that advances
+/// by one (a microsecond of simulated time) per iteration.
+fn each_strategy(
+    c: &mut Criterion,
+    prefix: &str,
+    mut step: impl FnMut(&mut Fleet, &[ServerId], &mut dyn Balancer, &mut SeededRng, u64) -> Option<ServerId>,
+) {
     for strategy in Strategy::ALL {
-        let mut group = c.benchmark_group(format!("balance/{strategy}"));
-        for n in SIZES {
-            let (fleet, ids) = fleet(n);
-            let mut balancer = strategy.build();
-            let mut rng = SeededRng::new(SEED);
-            let mut tick = 0u64;
-            group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-                b.iter(|| {
-                    tick += 1;
-                    let ctx = PickContext::at(START + Duration::from_micros(tick)).with_affinity(tick);
-                    black_box(balancer.pick(black_box(&fleet.view(&ids)), &ctx, &mut rng))
-                });
-            });
-        }
-        group.finish();
-    }
-}
-
-fn pick_and_record(c: &mut Criterion) {
-    for strategy in Strategy::ALL {
-        let mut group = c.benchmark_group(format!("balance+record/{strategy}"));
+        let mut group = c.benchmark_group(format!("{prefix}/{strategy}"));
         for n in SIZES {
             let (mut fleet, ids) = fleet(n);
             let mut balancer = strategy.build();
@@ -63,17 +50,30 @@ fn pick_and_record(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
                 b.iter(|| {
                     tick += 1;
-                    let now = START + Duration::from_micros(tick);
-                    let ctx = PickContext::at(now).with_affinity(tick);
-                    let id = balancer.pick(&fleet.view(&ids), &ctx, &mut rng).unwrap();
-                    fleet.begin(id);
-                    fleet.end(id, Duration::from_micros(300 + tick % 700), now);
-                    black_box(id)
+                    black_box(step(&mut fleet, &ids, balancer.as_mut(), &mut rng, tick))
                 });
             });
         }
         group.finish();
     }
+}
+
+fn pick(c: &mut Criterion) {
+    each_strategy(c, "balance", |fleet, ids, balancer, rng, tick| {
+        let ctx = PickContext::at(START + Duration::from_micros(tick)).with_affinity(tick);
+        balancer.pick(black_box(&fleet.view(ids)), &ctx, rng)
+    });
+}
+
+fn pick_and_record(c: &mut Criterion) {
+    each_strategy(c, "balance+record", |fleet, ids, balancer, rng, tick| {
+        let now = START + Duration::from_micros(tick);
+        let ctx = PickContext::at(now).with_affinity(tick);
+        let id = balancer.pick(&fleet.view(ids), &ctx, rng).expect("every server is available");
+        fleet.begin(id);
+        fleet.end(id, Duration::from_micros(300 + tick % 700), now);
+        Some(id)
+    });
 }
 
 criterion_group!(benches, pick, pick_and_record);

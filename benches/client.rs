@@ -86,19 +86,23 @@ fn args(i: usize) -> JsonObject {
     JsonObject::from_iter([("text".to_owned(), json!(format!("m{i}")))])
 }
 
-async fn raw_batch(peers: &[rmcp::Peer<rmcp::RoleClient>]) {
+/// Makes `BATCH` calls, `IN_FLIGHT` at a time, each by `call(i)`.
+async fn drive<F, Fut>(call: F)
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..IN_FLIGHT {
-        let (peers, next) = (peers.to_vec(), next.clone());
+        let (call, next) = (call.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= BATCH {
                     break;
                 }
-                let params = CallToolRequestParams::new("echo").with_arguments(args(i));
-                black_box(peers[i % SERVERS].call_tool(params).await.expect("raw call"));
+                call(i).await;
             }
         }));
     }
@@ -107,24 +111,27 @@ async fn raw_batch(peers: &[rmcp::Peer<rmcp::RoleClient>]) {
     }
 }
 
+async fn raw_batch(peers: &[rmcp::Peer<rmcp::RoleClient>]) {
+    let peers = Arc::new(peers.to_vec());
+    drive(move |i| {
+        let peers = peers.clone();
+        async move {
+            let params = CallToolRequestParams::new("echo").with_arguments(args(i));
+            black_box(peers[i % SERVERS].call_tool(params).await.expect("raw call"));
+        }
+    })
+    .await;
+}
+
 async fn gauntlet_batch(client: &Arc<MultiServerClient>) {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..IN_FLIGHT {
-        let (client, next) = (client.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= BATCH {
-                    break;
-                }
-                black_box(client.call_tool("g__echo", args(i)).await.expect("gauntlet call"));
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("task");
-    }
+    let client = client.clone();
+    drive(move |i| {
+        let client = client.clone();
+        async move {
+            black_box(client.call_tool("g__echo", args(i)).await.expect("gauntlet call"));
+        }
+    })
+    .await;
 }
 
 fn calls(c: &mut Criterion) {
