@@ -211,3 +211,35 @@ async fn progress_reaches_the_caller_under_its_own_token() {
     }
     assert_eq!(seen, [("caller-7".to_owned(), 0.0), ("caller-7".to_owned(), 1.0)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_rejects_at_once_instead_of_waiting() {
+    let mut servers = vec![stdio("s", "g", &["--delay-ms", "400"])];
+    servers[0].1["maxConcurrency"] = json!(1);
+    servers[0].1["queue"] = json!(1);
+    let client = Arc::new(MultiServerClient::start(config(servers, &json!({"maxAttempts": 1}))));
+    ready(&client).await;
+    let started = tokio::time::Instant::now();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let r = client.call_tool("g__echo", args(json!({"text": "q"}))).await;
+                (r, tokio::time::Instant::now())
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for c in calls {
+        match c.await.expect("task") {
+            (Ok(_), _) => answered += 1,
+            (Err(CallError::Failed { last, .. }), at) => {
+                assert_eq!(last.to_string(), "rejected");
+                assert!(at - started < Duration::from_millis(300), "a rejection must be fast");
+            }
+            (Err(e), _) => panic!("{e}"),
+        }
+    }
+    // One in flight plus one queued are served; the other two are turned away at once.
+    assert_eq!(answered, 2);
+}
