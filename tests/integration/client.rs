@@ -7,7 +7,7 @@ use std::time::Duration;
 use gauntlet_client::{CallError, Era, LinkState, MultiServerClient};
 use serde_json::json;
 
-use crate::support::{HttpServer, NO_HANG, args, config, stdio, text};
+use crate::support::{NO_HANG, NetServer, args, config, stdio, text};
 
 async fn ready(client: &MultiServerClient) {
     client.wait_ready(Duration::from_secs(20)).await;
@@ -49,7 +49,7 @@ async fn a_stdio_server_killed_mid_run_fails_over_and_no_call_is_lost_or_hangs()
 async fn a_server_that_stops_answering_opens_its_breaker_and_closes_it_after_recovering() {
     // `stall` answers 5 calls, then nothing for 2.5 s, then answers again (one process, over
     // HTTP, so reconnecting does not reset it).
-    let stall = HttpServer::start("stall", &["--stall-after", "5", "--stall-ms", "2500"]);
+    let stall = NetServer::start("stall", &["--stall-after", "5", "--stall-ms", "2500"]);
     let c = config(
         vec![stall.entry("stall", "g"), stdio("good", "g", &[])],
         &json!({"balancer": "round-robin", "callTimeout": "200ms", "deadline": "5s",
@@ -111,10 +111,16 @@ async fn garbage_oversized_answers_and_duplicate_tools_get_clear_errors_while_ot
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streamable_http_legacy_and_modern_servers_serve_one_catalog() {
-    let http = HttpServer::start("web", &[]);
+async fn streamable_http_tcp_legacy_and_modern_servers_serve_one_catalog() {
+    let http = NetServer::start("web", &[]);
+    let tcp = NetServer::start_tcp("raw", &[]);
     let c = config(
-        vec![http.entry("web", "g"), stdio("old", "g", &["--era", "legacy"]), stdio("new", "g", &["--era", "modern"])],
+        vec![
+            http.entry("web", "g"),
+            tcp.entry("raw", "g"),
+            stdio("old", "g", &["--era", "legacy"]),
+            stdio("new", "g", &["--era", "modern"]),
+        ],
         &json!({"balancer": "round-robin"}),
     );
     let client = MultiServerClient::start(c);
@@ -123,12 +129,13 @@ async fn streamable_http_legacy_and_modern_servers_serve_one_catalog() {
     assert_eq!(eras["old"], ("stdio", Some(Era::Legacy)));
     assert_eq!(eras["new"], ("stdio", Some(Era::Modern)));
     assert_eq!(eras["web"].0, "http");
+    assert_eq!(eras["raw"].0, "tcp");
     let mut answered = BTreeMap::new();
-    for _ in 0..30 {
-        let r = client.call_tool("g__whoami", args(json!({}))).await.expect("every era answers");
+    for _ in 0..40 {
+        let r = client.call_tool("g__whoami", args(json!({}))).await.expect("every transport and era answers");
         *answered.entry(text(&r.result)).or_insert(0) += 1;
     }
-    assert_eq!(answered.len(), 3, "{answered:?}");
+    assert_eq!(answered.len(), 4, "{answered:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,16 +24,25 @@ pub(crate) fn config(servers: Vec<(String, Value)>, policy: &Value) -> Config {
     Config::parse(&text, &|_| None).expect("test config is valid")
 }
 
-/// A test server serving Streamable HTTP on a loopback port; killed when dropped.
-pub(crate) struct HttpServer {
+/// A test server serving Streamable HTTP (or raw TCP) on a loopback port; killed when dropped.
+pub(crate) struct NetServer {
     child: Child,
     pub(crate) url: String,
 }
 
-impl HttpServer {
-    pub(crate) fn start(name: &str, args: &[&str]) -> HttpServer {
+impl NetServer {
+    pub(crate) fn start(name: &str, args: &[&str]) -> NetServer {
+        NetServer::listen(name, "--http", args)
+    }
+
+    /// Serves newline-delimited JSON-RPC over TCP; `url` is then `tcp host:port`.
+    pub(crate) fn start_tcp(name: &str, args: &[&str]) -> NetServer {
+        NetServer::listen(name, "--tcp", args)
+    }
+
+    fn listen(name: &str, flag: &str, args: &[&str]) -> NetServer {
         let mut child = Command::new(TEST_SERVER)
-            .args(["--name", name, "--http", "127.0.0.1:0"])
+            .args(["--name", name, flag, "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -44,16 +53,21 @@ impl HttpServer {
             .read_line(&mut line)
             .expect("it announces its address");
         let url = line.trim().strip_prefix("listening ").expect("an announcement").to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "loopback only: {url}");
-        HttpServer { child, url }
+        assert!(url.starts_with("http://127.0.0.1:") || url.starts_with("tcp 127.0.0.1:"), "loopback only: {url}");
+        NetServer { child, url }
     }
 
     pub(crate) fn entry(&self, name: &str, group: &str) -> (String, Value) {
-        (name.to_owned(), json!({"type": "http", "url": self.url, "group": group, "trusted": true}))
+        match self.url.strip_prefix("tcp ") {
+            Some(address) => {
+                (name.to_owned(), json!({"type": "tcp", "address": address, "group": group, "trusted": true}))
+            }
+            None => (name.to_owned(), json!({"type": "http", "url": self.url, "group": group, "trusted": true})),
+        }
     }
 }
 
-impl Drop for HttpServer {
+impl Drop for NetServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
