@@ -1,0 +1,16 @@
+//! `gauntlet-sim`: deterministic turmoil fleets of faulty MCP servers, driving Gauntlet's real
+//! client.
+//!
+//! Each simulated server is an rmcp server on its own turmoil host ([`server`]); the client
+//! host runs `gauntlet_client::MultiServerClient` over turmoil streams and the workload; the
+//! outer `Sim::step` loop applies the fault timeline (partitions, crashes and restarts, latency)
+//! because those verbs exist only on `&mut Sim`. Every logical call is recorded, every run is
+//! checked (nothing lost, no unsafe side effect twice, deadlines hold) and hashed: the same
+//! scenario and seed give the same digest, in any process.
+
+pub mod run;
+pub mod scenario;
+pub mod server;
+
+pub use run::{CallEnd, CallRecord, RunReport, SimError, Violation, run};
+pub use scenario::{Arrivals, Fault, FaultKind, Scenario, ServerGroup, ServiceTime, SimTool, Workload};

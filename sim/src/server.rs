@@ -1,0 +1,144 @@
+//! A simulated MCP server: an rmcp server on its own turmoil host.
+//!
+//! It answers `tools/list` with its group's tools (with the annotations the scenario gives,
+//! truthful or not) and `tools/call` after a service time drawn from its own seeded stream,
+//! failing with the group's error rate. Calls to truly unsafe tools are written to the run's
+//! receipt log (by the `call` argument the workload puts in every request), so a checker can
+//! see a side effect happen twice whatever the server claimed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gauntlet_core::SeededRng;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, ErrorData, InitializeResult,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool, ToolAnnotations,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+
+use crate::scenario::{ServerGroup, ServiceTime};
+
+/// The port every simulated server listens on.
+pub const PORT: u16 = 7000;
+
+/// Side effects of truly unsafe tools: call id → how many times a server executed it.
+pub(crate) type Receipts = Arc<Mutex<BTreeMap<u64, u32>>>;
+
+/// A standard normal draw (Box–Muller).
+fn normal(rng: &mut SeededRng) -> f64 {
+    let u1 = rng.unit().max(f64::MIN_POSITIVE);
+    let u2 = rng.unit();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// The z-score of the 99th percentile of a standard normal.
+const Z99: f64 = 2.326_347_874;
+
+pub(crate) fn sample(service: ServiceTime, rng: &mut SeededRng) -> Duration {
+    match service {
+        ServiceTime::Constant(d) => d,
+        ServiceTime::Uniform(lo, hi) => lo + (hi.saturating_sub(lo)).mul_f64(rng.unit()),
+        ServiceTime::LogNormal { median, p99 } => {
+            let sigma = (p99.as_secs_f64() / median.as_secs_f64().max(1e-9)).ln().max(0.0) / Z99;
+            median.mul_f64((sigma * normal(rng)).exp().min(1e6))
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct SimServer {
+    pub(crate) name: String,
+    pub(crate) group: ServerGroup,
+    pub(crate) rng: Arc<Mutex<SeededRng>>,
+    pub(crate) receipts: Receipts,
+}
+
+impl SimServer {
+    fn tools(&self) -> Vec<Tool> {
+        self.group
+            .tools
+            .iter()
+            .map(|t| {
+                let schema = Arc::new(JsonObject::from_iter([("type".to_owned(), json!("object"))]));
+                Tool::new(t.name.clone(), "simulated", schema)
+                    .with_annotations(ToolAnnotations::new().read_only(t.read_only).idempotent(t.idempotent))
+            })
+            .collect()
+    }
+
+    async fn call(&self, request: CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
+        let (delay, fail) = {
+            let mut rng = self.rng.lock().expect("server rng");
+            let delay = sample(self.group.service, &mut rng);
+            (delay, rng.unit() < self.group.error_rate)
+        };
+        tokio::time::sleep(delay).await;
+        if fail {
+            return Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "simulated failure", None));
+        }
+        let Some(tool) = self.group.tools.iter().find(|t| t.name == request.name) else {
+            return Err(ErrorData::new(ErrorCode::INVALID_PARAMS, "no such tool", None));
+        };
+        let call = request.arguments.as_ref().and_then(|a| a.get("call")).and_then(Value::as_u64).unwrap_or(u64::MAX);
+        if tool.truly_unsafe {
+            *self.receipts.lock().expect("receipts").entry(call).or_insert(0) += 1;
+        }
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!("{}:{call}", tool.name))]))
+    }
+}
+
+impl ServerHandler for SimServer {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(rmcp::model::Implementation::new(self.name.clone(), "sim"))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult { tools: self.tools(), ..Default::default() })
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.call(request).await.map(CallToolResponse::Complete)
+    }
+}
+
+/// A server host's main: accept connections and serve each with rmcp. Re-run on restart.
+pub(crate) async fn serve(server: SimServer) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let server = server.clone();
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(stream).await {
+                let _ = running.waiting().await;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_normal_service_time_has_its_median_and_p99() {
+        let mut rng = SeededRng::new(3);
+        let service = ServiceTime::LogNormal { median: Duration::from_millis(20), p99: Duration::from_millis(80) };
+        let mut xs: Vec<f64> = (0..20_000).map(|_| sample(service, &mut rng).as_secs_f64() * 1e3).collect();
+        xs.sort_by(f64::total_cmp);
+        let (p50, p99) = (xs[10_000], xs[19_800]);
+        assert!((p50 - 20.0).abs() < 1.0, "median {p50}");
+        assert!((p99 - 80.0).abs() < 8.0, "p99 {p99}");
+    }
+}
