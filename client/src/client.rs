@@ -432,7 +432,18 @@ impl MultiServerClient {
             fleet,
             breakers: (0..n).map(|_| Breaker::new(breaker_config, Time::ZERO)).collect(),
             health,
-            outlier: OutlierDetector::new(OutlierConfig::default(), n, Time::ZERO),
+            // Consecutive failures are the breaker's job (it recovers in seconds); ejection here
+            // catches success-rate outliers the breaker's thresholds miss (gray failures), for
+            // 10 s rather than Envoy's 30 s so recovery stays within seconds.
+            outlier: OutlierDetector::new(
+                OutlierConfig {
+                    consecutive_failures: None,
+                    base_ejection_time: Duration::from_secs(10),
+                    ..OutlierConfig::default()
+                },
+                n,
+                Time::ZERO,
+            ),
             budget: RetryBudget::new(BudgetConfig { ratio: p.retry_budget, ..BudgetConfig::default() }),
             hedger: p
                 .hedge_after

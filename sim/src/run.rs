@@ -12,7 +12,7 @@ use gauntlet_core::SeededRng;
 use serde_json::json;
 
 use crate::scenario::{Arrivals, FaultKind, Scenario};
-use crate::server::{self, PORT, Receipts, SimServer};
+use crate::server::{self, Knobs, PORT, Receipts, SimServer};
 
 /// The client's host name.
 pub const CLIENT: &str = "client";
@@ -227,13 +227,18 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
         .build();
 
     let receipts: Receipts = Arc::default();
+    let mut knobs: BTreeMap<String, Arc<Mutex<Knobs>>> = BTreeMap::new();
     for (i, (name, group)) in scenario.servers().into_iter().enumerate() {
         let server = SimServer {
             name: name.clone(),
             group: group.clone(),
             rng: Arc::new(Mutex::new(root.derive(1_000 + i as u64))),
             receipts: receipts.clone(),
+            knobs: Arc::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(group.capacity.unwrap_or(u32::MAX >> 3) as usize)),
+            waiting: Arc::default(),
         };
+        knobs.insert(name.clone(), server.knobs.clone());
         sim.host(name.as_str(), move || server::serve(server.clone()));
     }
 
@@ -255,8 +260,11 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
 
     let mut faults: Vec<_> = scenario.faults.iter().map(|f| (f, false, false)).collect();
     let mut events = Vec::new();
-    let hosts_of = |target: &str| -> Vec<String> {
-        scenario.servers().into_iter().filter(|(n, g)| n == target || g.group == target).map(|(n, _)| n).collect()
+    let hosts_of = |target: &str| scenario.targets(target);
+    let knob = |host: &str, change: &dyn Fn(&mut Knobs)| {
+        if let Some(k) = knobs.get(host) {
+            change(&mut k.lock().expect("knobs"));
+        }
     };
     loop {
         // Faults are offset by the connect grace: `at` counts from when the workload starts,
@@ -269,10 +277,18 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
             if !*started && now >= begin {
                 *started = true;
                 for host in hosts_of(&fault.target) {
-                    match fault.kind {
+                    match &fault.kind {
                         FaultKind::Partition => sim.partition(CLIENT, host.as_str()),
+                        FaultKind::OneWay => sim.partition_oneway(CLIENT, host.as_str()),
+                        FaultKind::Hold => sim.hold(CLIENT, host.as_str()),
                         FaultKind::Crash => sim.crash(host.as_str()),
-                        FaultKind::Latency(extra) => sim.set_link_latency(CLIENT, host.as_str(), BASE_LATENCY + extra),
+                        FaultKind::Latency(extra) => sim.set_link_latency(CLIENT, host.as_str(), BASE_LATENCY + *extra),
+                        FaultKind::Loss(p) => sim.set_link_fail_rate(CLIENT, host.as_str(), *p),
+                        FaultKind::Brownout(p) => knob(&host, &|k| k.error_rate = Some(*p)),
+                        FaultKind::Byzantine => knob(&host, &|k| k.byzantine = true),
+                        FaultKind::SlowTool(tool, extra) => {
+                            knob(&host, &|k| k.slow_tool = Some((tool.clone(), *extra)));
+                        }
                     }
                     events.push((log_time, format!("start {:?} {host}", fault.kind)));
                 }
@@ -280,10 +296,15 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
             if *started && !*ended && now >= end {
                 *ended = true;
                 for host in hosts_of(&fault.target) {
-                    match fault.kind {
-                        FaultKind::Partition => sim.repair(CLIENT, host.as_str()),
+                    match &fault.kind {
+                        FaultKind::Partition | FaultKind::OneWay => sim.repair(CLIENT, host.as_str()),
+                        FaultKind::Hold => sim.release(CLIENT, host.as_str()),
                         FaultKind::Crash => sim.bounce(host.as_str()),
                         FaultKind::Latency(_) => sim.set_link_latency(CLIENT, host.as_str(), BASE_LATENCY),
+                        FaultKind::Loss(_) => sim.set_link_fail_rate(CLIENT, host.as_str(), 0.0),
+                        FaultKind::Brownout(_) => knob(&host, &|k| k.error_rate = None),
+                        FaultKind::Byzantine => knob(&host, &|k| k.byzantine = false),
+                        FaultKind::SlowTool(..) => knob(&host, &|k| k.slow_tool = None),
                     }
                     events.push((log_time, format!("end {:?} {host}", fault.kind)));
                 }

@@ -18,6 +18,13 @@ pub enum ServiceTime {
         /// The 99th percentile (≥ median).
         p99: Duration,
     },
+    /// Pareto (a heavy tail) with this minimum and shape `alpha` (> 1; smaller is heavier).
+    Pareto {
+        /// The smallest service time.
+        min: Duration,
+        /// The shape.
+        alpha: f64,
+    },
 }
 
 /// One tool a simulated server offers.
@@ -61,6 +68,13 @@ pub struct ServerGroup {
     pub service: ServiceTime,
     /// Probability that a call ends in a JSON-RPC internal error.
     pub error_rate: f64,
+    /// Probability that a call gets a wrong answer (a byzantine server).
+    pub wrong_rate: f64,
+    /// Calls served at once (`None`: unbounded); more wait in a queue of `queue`, beyond which
+    /// the server answers "overloaded" at once.
+    pub capacity: Option<u32>,
+    /// The queue behind `capacity`.
+    pub queue: u32,
 }
 
 /// How calls arrive.
@@ -84,14 +98,27 @@ pub struct Workload {
 }
 
 /// What a fault does while it lasts.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum FaultKind {
     /// The client and the target cannot exchange anything (segments are dropped).
     Partition,
+    /// Nothing from the client reaches the target; answers would still flow back.
+    OneWay,
+    /// Messages between the client and the target are held (a long pause) and delivered
+    /// when the fault ends.
+    Hold,
     /// The target crashes; it restarts (bounces) when the fault ends.
     Crash,
     /// The link between the client and the target gains this much latency.
     Latency(Duration),
+    /// Messages on the link are lost with this probability.
+    Loss(f64),
+    /// The target's calls fail with this probability (an error burst).
+    Brownout(f64),
+    /// The target answers wrongly.
+    Byzantine,
+    /// One tool of the target gains this much service time (a gray failure).
+    SlowTool(String, Duration),
 }
 
 /// A fault on the timeline.
@@ -103,7 +130,8 @@ pub struct Fault {
     pub duration: Duration,
     /// What it does.
     pub kind: FaultKind,
-    /// Which servers: a group name, or one server's name.
+    /// Which servers: a server's name, a group's name, or `group@fraction` (the first
+    /// `ceil(fraction × count)` servers of the group).
     pub target: String,
 }
 
@@ -133,8 +161,19 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Every server's name, group and index in the fleet, in order.
+    /// Every server's name and group, in fleet order.
     pub fn servers(&self) -> Vec<(String, &ServerGroup)> {
         self.fleet.iter().flat_map(|g| (0..g.count).map(move |i| (format!("{}-{i}", g.group), g))).collect()
+    }
+
+    /// The servers a fault's `target` names, in fleet order.
+    pub fn targets(&self, target: &str) -> Vec<String> {
+        if let Some((group, fraction)) = target.split_once('@') {
+            let fraction: f64 = fraction.parse().unwrap_or(0.0);
+            let Some(g) = self.fleet.iter().find(|g| g.group == group) else { return Vec::new() };
+            let n = (fraction.clamp(0.0, 1.0) * f64::from(g.count)).ceil() as u32;
+            return (0..n).map(|i| format!("{group}-{i}")).collect();
+        }
+        self.servers().into_iter().filter(|(n, g)| n == target || g.group == target).map(|(n, _)| n).collect()
     }
 }

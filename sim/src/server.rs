@@ -45,7 +45,23 @@ pub(crate) fn sample(service: ServiceTime, rng: &mut SeededRng) -> Duration {
             let sigma = (p99.as_secs_f64() / median.as_secs_f64().max(1e-9)).ln().max(0.0) / Z99;
             median.mul_f64((sigma * normal(rng)).exp().min(1e6))
         }
+        ServiceTime::Pareto { min, alpha } => {
+            // Inverse transform; capped at 10^4 × min so one draw cannot stall a run.
+            let u = (1.0 - rng.unit()).max(f64::MIN_POSITIVE);
+            min.mul_f64(u.powf(-1.0 / alpha.max(1.0 + 1e-9)).min(1e4))
+        }
     }
+}
+
+/// Behaviour a fault switches on and off from the outer step loop.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Knobs {
+    /// An error rate that replaces the group's (a brownout).
+    pub(crate) error_rate: Option<f64>,
+    /// Every answer is wrong.
+    pub(crate) byzantine: bool,
+    /// A tool, and the extra service time it gets.
+    pub(crate) slow_tool: Option<(String, Duration)>,
 }
 
 #[derive(Clone)]
@@ -54,6 +70,10 @@ pub(crate) struct SimServer {
     pub(crate) group: ServerGroup,
     pub(crate) rng: Arc<Mutex<SeededRng>>,
     pub(crate) receipts: Receipts,
+    pub(crate) knobs: Arc<Mutex<Knobs>>,
+    /// Capacity: slots, and calls waiting for one.
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) waiting: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl SimServer {
@@ -70,10 +90,34 @@ impl SimServer {
     }
 
     async fn call(&self, request: CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
-        let (delay, fail) = {
+        use std::sync::atomic::Ordering;
+        let _slot = match self.group.capacity {
+            None => None,
+            Some(_) => match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => Some(slot),
+                Err(_) if self.waiting.load(Ordering::Relaxed) >= self.group.queue => {
+                    return Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "overloaded", None));
+                }
+                Err(_) => {
+                    self.waiting.fetch_add(1, Ordering::Relaxed);
+                    let slot = self.slots.clone().acquire_owned().await;
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
+                    slot.ok()
+                }
+            },
+        };
+        let knobs = self.knobs.lock().expect("knobs").clone();
+        let (delay, fail, wrong) = {
             let mut rng = self.rng.lock().expect("server rng");
-            let delay = sample(self.group.service, &mut rng);
-            (delay, rng.unit() < self.group.error_rate)
+            let mut delay = sample(self.group.service, &mut rng);
+            if let Some((tool, extra)) = &knobs.slow_tool
+                && *tool == request.name
+            {
+                delay += *extra;
+            }
+            let fail = rng.unit() < knobs.error_rate.unwrap_or(self.group.error_rate);
+            let wrong = knobs.byzantine || rng.unit() < self.group.wrong_rate;
+            (delay, fail, wrong)
         };
         tokio::time::sleep(delay).await;
         if fail {
@@ -86,7 +130,9 @@ impl SimServer {
         if tool.truly_unsafe {
             *self.receipts.lock().expect("receipts").entry(call).or_insert(0) += 1;
         }
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!("{}:{call}", tool.name))]))
+        let answer =
+            if wrong { format!("{}:{call}:wrong:{}", tool.name, self.name) } else { format!("{}:{call}", tool.name) };
+        Ok(CallToolResult::success(vec![ContentBlock::text(answer)]))
     }
 }
 

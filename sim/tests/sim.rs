@@ -23,6 +23,9 @@ fn steady(seed: u64) -> Scenario {
             tools: vec![SimTool::safe("lookup"), SimTool::unsafe_("write")],
             service: ServiceTime::LogNormal { median: ms(10), p99: ms(40) },
             error_rate: 0.01,
+            wrong_rate: 0.0,
+            capacity: None,
+            queue: 0,
         }],
         policy: json!({"balancer": "p2c-peak-ewma", "callTimeout": "300ms"}),
         trusted: true,
@@ -63,18 +66,24 @@ fn served_by(r: &gauntlet_sim::RunReport, server: &str, from_us: u64, to_us: u64
 
 #[test]
 fn a_partitioned_replica_is_routed_around_nothing_is_lost_and_it_serves_again_after_repair() {
-    let mut s = steady(11);
-    s.duration = Duration::from_secs(8);
-    s.faults =
-        vec![Fault { at: ms(1_000), duration: ms(2_000), kind: FaultKind::Partition, target: "search-0".to_owned() }];
-    let r = run(&s).expect("runs");
-    assert!(r.violations.is_empty(), "{:?}", r.violations);
-    assert!(r.success_rate() > 0.98, "success {}", r.success_rate());
-    // The partition spans [1 s, 3 s) of the workload.
-    let during = served_by(&r, "search-0", 1_050_000, 3_000_000);
-    let after = served_by(&r, "search-0", 5_000_000, 8_000_000);
-    assert_eq!(during, 0, "a partitioned server answered");
-    assert!(after > 50, "the repaired server never came back ({after} calls)");
+    for seed in 11..17 {
+        let mut s = steady(seed);
+        s.duration = Duration::from_secs(8);
+        s.faults = vec![Fault {
+            at: ms(1_000),
+            duration: ms(2_000),
+            kind: FaultKind::Partition,
+            target: "search-0".to_owned(),
+        }];
+        let r = run(&s).expect("runs");
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(r.success_rate() > 0.98, "seed {seed}: success {}", r.success_rate());
+        // The partition spans [1 s, 3 s) of the workload.
+        let during = served_by(&r, "search-0", 1_050_000, 3_000_000);
+        let after = served_by(&r, "search-0", 5_000_000, 8_000_000);
+        assert_eq!(during, 0, "seed {seed}: a partitioned server answered");
+        assert!(after > 50, "seed {seed}: the repaired server never came back ({after} calls)");
+    }
 }
 
 #[test]
@@ -184,4 +193,69 @@ fn the_lost_call_and_deadline_checkers_flag_what_they_guard() {
     ];
     let v = check(&calls, &Default::default(), Duration::from_secs(2), ms(1));
     assert_eq!(v, [Violation::Lost { call: 1 }, Violation::DeadlineMissed { call: 2, took_us: 3_000_000 }]);
+}
+
+#[test]
+fn every_fault_kind_leaves_the_run_safe_and_mostly_successful() {
+    let kinds = [
+        (FaultKind::OneWay, 0.97),
+        (FaultKind::Hold, 0.95),
+        (FaultKind::Loss(0.3), 0.95),
+        (FaultKind::Brownout(0.8), 0.97),
+        (FaultKind::Byzantine, 0.99),
+        (FaultKind::SlowTool("lookup".to_owned(), ms(400)), 0.97),
+    ];
+    for (kind, floor) in kinds {
+        let mut s = steady(41);
+        s.faults =
+            vec![Fault { at: ms(1_000), duration: ms(2_000), kind: kind.clone(), target: "search@0.3".to_owned() }];
+        let r = run(&s).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert!(r.violations.is_empty(), "{kind:?}: {:?}", r.violations);
+        assert!(r.success_rate() >= floor, "{kind:?}: success {}", r.success_rate());
+        assert_eq!(r.events.len(), 2, "{kind:?}: one server (search@0.3 of 3) starts and ends: {:?}", r.events);
+    }
+}
+
+#[test]
+fn a_byzantine_window_changes_the_answers_and_the_digest() {
+    let calm = run(&steady(43)).expect("runs");
+    let mut s = steady(43);
+    s.faults =
+        vec![Fault { at: ms(500), duration: ms(1_000), kind: FaultKind::Byzantine, target: "search-0".to_owned() }];
+    let lied = run(&s).expect("runs");
+    assert_ne!(calm.digest, lied.digest);
+}
+
+#[test]
+fn a_server_at_capacity_turns_calls_away_and_the_client_retries_them_elsewhere() {
+    // 7 callers for 3 × (2 slots + 2 queued): now and then a server is full while another has
+    // room. (With more callers than slots every breaker trips, and retries beyond the budget's
+    // 20 % fail: that is the budget working, and a scenario of its own.)
+    let mut s = steady(44);
+    s.workload.arrivals = Arrivals::Callers(7);
+    s.fleet[0].capacity = Some(2);
+    s.fleet[0].queue = 2;
+    s.fleet[0].error_rate = 0.0;
+    s.policy = json!({"balancer": "random", "callTimeout": "300ms", "breakerFailures": 50});
+    let r = run(&s).expect("runs");
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let retried = r
+        .calls
+        .iter()
+        .filter(|c| matches!(c.end, Some(gauntlet_sim::CallEnd::Ok { attempts, .. }) if attempts > 1))
+        .count();
+    assert!(retried > 0, "no call was turned away");
+    assert!(r.success_rate() > 0.97, "success {}", r.success_rate());
+}
+
+#[test]
+fn a_pareto_tail_is_heavier_than_its_minimum() {
+    let mut s = steady(45);
+    s.fleet[0].service = ServiceTime::Pareto { min: ms(5), alpha: 1.5 };
+    let r = run(&s).expect("runs");
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let mut took: Vec<u64> = r.calls.iter().filter_map(|c| Some(c.end_us? - c.start_us)).collect();
+    took.sort_unstable();
+    assert!(took[took.len() / 2] >= 5_000, "the median is at least the minimum");
+    assert!(took[took.len() * 99 / 100] > 4 * took[took.len() / 2], "p99 should be far above the median");
 }
