@@ -8,6 +8,7 @@
 //! checked (nothing lost, no unsafe side effect twice, deadlines hold) and hashed: the same
 //! scenario and seed give the same digest, in any process.
 
+pub mod baseline;
 pub mod run;
 pub mod scenario;
 pub mod server;

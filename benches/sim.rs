@@ -1,0 +1,81 @@
+//! `sim/throughput`: simulated tool calls per wall-clock second through Gauntlet's simulator
+//! (the real client, recorder, checkers, digest), next to raw rmcp over turmoil with the same
+//! fleet (`gauntlet_sim::baseline`), in the same run. Runs are alternated and the ratio of
+//! their throughputs is reported; the targets are ≥ 70 % of raw and ≥ 25,000 calls/s.
+//!
+//! The tick is 1 ms: it resolves millisecond service times. A longer tick runs faster (idle
+//! ticks cost wall time) but rounds latencies up to the tick.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gauntlet_sim::{Arrivals, Scenario, ServerGroup, ServiceTime, SimTool, Workload, baseline, run};
+use serde_json::json;
+
+const SERVERS: u32 = 5;
+const CALLERS: u32 = 16;
+const SIM_SECONDS: u64 = 5;
+const SEED: u64 = 0x5eed;
+const ROUNDS: usize = 6;
+
+fn scenario() -> Scenario {
+    Scenario {
+        name: "throughput".to_owned(),
+        seed: SEED,
+        duration: Duration::from_secs(SIM_SECONDS),
+        tick: Duration::from_millis(1),
+        fleet: vec![ServerGroup {
+            group: "g".to_owned(),
+            count: SERVERS,
+            priority: 0,
+            tools: vec![SimTool::safe("lookup")],
+            service: ServiceTime::Constant(Duration::from_millis(1)),
+            error_rate: 0.0,
+            wrong_rate: 0.0,
+            capacity: None,
+            queue: 0,
+        }],
+        policy: json!({"balancer": "round-robin"}),
+        trusted: true,
+        workload: Workload {
+            arrivals: Arrivals::Callers(CALLERS),
+            mix: vec![("g__lookup".to_owned(), 1)],
+            deadline: Duration::from_secs(2),
+        },
+        faults: Vec::new(),
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    let s = scenario();
+    let mut group = c.benchmark_group("sim/throughput");
+    group.sample_size(10);
+    group.bench_function("gauntlet", |b| b.iter(|| black_box(run(&s).expect("runs").calls.len())));
+    group.bench_function("raw-rmcp", |b| b.iter(|| black_box(baseline::run_raw(&s).expect("runs"))));
+    group.finish();
+
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let n = run(&s).expect("runs").calls.len() as f64;
+        ours.push(n / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let n = baseline::run_raw(&s).expect("runs") as f64;
+        raw.push(n / t.elapsed().as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ours, raw) = (median(&mut ours), median(&mut raw));
+    let line = format!(
+        "sim/throughput: gauntlet {ours:.0} calls/s, raw rmcp over turmoil {raw:.0} calls/s, ratio {:.2} ({SERVERS} servers, {CALLERS} callers, 1 ms tick, median of {ROUNDS} alternated runs)",
+        ours / raw
+    );
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+criterion_group!(benches, throughput);
+criterion_main!(benches);
