@@ -114,9 +114,8 @@ struct Policy {
     retry: RetryConfig,
     balancer: BalancerConfig,
     catalog: Arc<Catalog>,
-    routes: Arc<RouteTable>,
-    /// Each route, shared with the calls using it.
-    shared_routes: BTreeMap<String, Arc<Route>>,
+    /// Each exposed tool's route, by exposed name, shared with the calls using it.
+    routes: BTreeMap<String, Arc<Route>>,
     balancers: BTreeMap<String, Vec<Box<dyn Balancer + Send>>>,
     cache: TtlCache<CacheKey, CallToolResult>,
     next_poll: Time,
@@ -153,7 +152,7 @@ impl Shared {
         self.health_config.timeout
     }
 
-    pub(crate) fn next_health_check(&self, id: ServerId, _rng: &mut SeededRng) -> tokio::time::Instant {
+    pub(crate) fn next_health_check(&self, id: ServerId) -> tokio::time::Instant {
         let policy = self.policy.lock().expect("policy lock");
         self.to_instant(policy.health[id.index()].next_check())
     }
@@ -228,9 +227,8 @@ impl Shared {
         let balancer = policy.balancer;
         policy.balancers =
             routes.routes().map(|r| (r.exposed.clone(), r.tiers.iter().map(|_| balancer.build()).collect())).collect();
-        policy.shared_routes = routes.routes().map(|r| (r.exposed.clone(), Arc::new(r.clone()))).collect();
+        policy.routes = routes.routes().map(|r| (r.exposed.clone(), Arc::new(r.clone()))).collect();
         policy.catalog = Arc::new(catalog);
-        policy.routes = Arc::new(routes);
         policy.cache.clear();
         drop(policy);
         *self.catalog_version.write().expect("catalog version lock") += 1;
@@ -458,8 +456,7 @@ impl MultiServerClient {
                 slow_start: None,
             },
             catalog: Arc::new(Catalog::default()),
-            routes: Arc::new(RouteTable::default()),
-            shared_routes: BTreeMap::new(),
+            routes: BTreeMap::new(),
             balancers: BTreeMap::new(),
             cache: TtlCache::new(NonZeroUsize::new(1_024).expect("non-zero")),
             next_poll: Time::ZERO,
@@ -526,7 +523,7 @@ impl MultiServerClient {
         };
         policy
             .routes
-            .routes()
+            .values()
             .map(|r| ToolEntry {
                 exposed: r.exposed.clone(),
                 tool: r.tool.clone(),
@@ -621,7 +618,7 @@ impl MultiServerClient {
         let cache_ttl = shared.config.policy.result_cache_ttl;
         let (route, kind) = {
             let mut policy = shared.policy.lock().expect("policy lock");
-            let Some(route) = policy.shared_routes.get(tool).cloned() else {
+            let Some(route) = policy.routes.get(tool).cloned() else {
                 return Err(CallError::UnknownTool(tool.to_owned()));
             };
             policy.budget.deposit(started);
@@ -753,7 +750,7 @@ impl MultiServerClient {
         let deadline = started + shared.config.policy.deadline;
         let route = {
             let policy = shared.policy.lock().expect("policy lock");
-            policy.routes.route(tool).cloned().ok_or_else(|| CallError::UnknownTool(tool.to_owned()))?
+            policy.routes.get(tool).cloned().ok_or_else(|| CallError::UnknownTool(tool.to_owned()))?
         };
         let targets: Vec<(ServerId, Permit)> = {
             let mut policy = shared.policy.lock().expect("policy lock");
@@ -776,7 +773,7 @@ impl MultiServerClient {
         let options = CallOptions::default();
         let mut pending: Vec<_> = targets
             .iter()
-            .map(|&(id, permit)| Box::pin(self.attempt_begun(id, permit, &route, &arguments, deadline, &options)))
+            .map(|&(id, permit)| Box::pin(self.attempt(id, permit, &route, &arguments, deadline, &options)))
             .collect();
         let mut answers = Vec::new();
         while !pending.is_empty() {
@@ -875,7 +872,7 @@ impl MultiServerClient {
         let (id, permit) = self.pick(tool, tiers, tried, affinity, now)?;
         if tried.as_slice().contains(&id) {
             // No untried server: a hedge to the same server buys nothing.
-            self.finish(id, permit, Outcome::Cancelled, false, Duration::ZERO);
+            self.finish(id, permit, Outcome::Cancelled, Duration::ZERO);
             return None;
         }
         tried.push(id);
@@ -905,19 +902,7 @@ impl MultiServerClient {
     }
 
     /// One attempt on `server`, whose pick already took `permit` and called `Fleet::begin`.
-    fn attempt<'a>(
-        &'a self,
-        server: ServerId,
-        permit: Permit,
-        route: &'a Route,
-        arguments: &'a JsonObject,
-        deadline: Time,
-        options: &'a CallOptions,
-    ) -> impl Future<Output = AttemptResult> + 'a {
-        self.attempt_begun(server, permit, route, arguments, deadline, options)
-    }
-
-    async fn attempt_begun(
+    async fn attempt(
         &self,
         server: ServerId,
         permit: Permit,
@@ -930,12 +915,12 @@ impl MultiServerClient {
         let (outcome, sent, result) = self.send(server, route, arguments, deadline, options).await;
         let latency = self.shared.now().saturating_since(guard.started);
         let permit = guard.permit.take().expect("permit held until the attempt ends");
-        self.finish(server, permit, outcome, sent, latency);
+        self.finish(server, permit, outcome, latency);
         AttemptResult { server, outcome, sent, latency, result }
     }
 
     /// Records an attempt's end everywhere.
-    fn finish(&self, server: ServerId, permit: Permit, outcome: Outcome, _sent: bool, latency: Duration) {
+    fn finish(&self, server: ServerId, permit: Permit, outcome: Outcome, latency: Duration) {
         let now = self.shared.now();
         let mut policy = self.shared.policy.lock().expect("policy lock");
         let p = &mut *policy;
@@ -1077,7 +1062,7 @@ impl Drop for AttemptGuard<'_> {
     fn drop(&mut self) {
         if let Some(permit) = self.permit.take() {
             let latency = self.client.shared.now().saturating_since(self.started);
-            self.client.finish(self.server, permit, Outcome::Cancelled, true, latency);
+            self.client.finish(self.server, permit, Outcome::Cancelled, latency);
         }
     }
 }

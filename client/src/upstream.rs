@@ -228,7 +228,7 @@ async fn serve(
     let token = running.cancellation_token();
     let mut waiting = std::pin::pin!(running.waiting());
     let reason = loop {
-        let next_check = shared.next_health_check(up.id, rng);
+        let next_check = shared.next_health_check(up.id);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break "client shut down".to_owned(),

@@ -2,18 +2,17 @@
 //! (round-robin over one peer per server) by the same closed-loop callers, without Gauntlet.
 //! `benches/sim.rs` runs it beside [`run`](crate::run) to report their ratio.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use gauntlet_core::SeededRng;
 use rmcp::model::{CallToolRequestParams, JsonObject};
 use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt};
 use serde_json::json;
 
-use crate::run::{CLIENT, SimError};
+use crate::run::{self, CLIENT, SimError};
 use crate::scenario::{Arrivals, Scenario};
-use crate::server::{self, PORT, SimServer};
+use crate::server::PORT;
 
 #[derive(Clone, Default)]
 struct Raw;
@@ -25,28 +24,8 @@ pub fn run_raw(scenario: &Scenario) -> Result<u64, SimError> {
     let Arrivals::Callers(callers) = scenario.workload.arrivals else {
         return Err(SimError::Config { scenario: scenario.name.clone(), message: "the baseline needs callers".into() });
     };
-    let root = SeededRng::new(scenario.seed);
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(scenario.duration + Duration::from_secs(30))
-        .tick_duration(scenario.tick)
-        .rng_seed(scenario.seed)
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(1))
-        .build();
+    let mut sim = run::world(scenario, scenario.duration + Duration::from_secs(30)).sim;
     let servers = scenario.servers();
-    for (i, (name, group)) in servers.iter().enumerate() {
-        let server = SimServer {
-            name: name.clone(),
-            group: (*group).clone(),
-            rng: Arc::new(Mutex::new(root.derive(1_000 + i as u64))),
-            receipts: Arc::default(),
-            knobs: Arc::default(),
-            slots: Arc::new(tokio::sync::Semaphore::new(group.capacity.unwrap_or(u32::MAX >> 3) as usize)),
-            waiting: Arc::default(),
-        };
-        sim.host(name.as_str(), move || server::serve(server.clone()));
-    }
     let names: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
     let tools: Vec<String> = scenario
         .workload
@@ -91,18 +70,6 @@ pub fn run_raw(scenario: &Scenario) -> Result<u64, SimError> {
         }
         Ok(())
     });
-    loop {
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                return Err(SimError::Turmoil {
-                    scenario: scenario.name.clone(),
-                    seed: scenario.seed,
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
+    while !run::step(&mut sim, scenario)? {}
     Ok(answered.load(Ordering::Relaxed))
 }

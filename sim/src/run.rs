@@ -211,12 +211,18 @@ pub fn client_config(scenario: &Scenario) -> Result<Config, SimError> {
         .map_err(|e| SimError::Config { scenario: scenario.name.clone(), message: e.to_string() })
 }
 
-/// Runs `scenario` to completion.
-pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
-    let config = client_config(scenario)?;
+/// A scenario's turmoil world: the simulation with one host per server, the receipt log of
+/// their unsafe side effects, and each server's fault knobs.
+pub(crate) struct World<'a> {
+    pub(crate) sim: turmoil::Sim<'a>,
+    pub(crate) receipts: Receipts,
+    pub(crate) knobs: BTreeMap<String, Arc<Mutex<Knobs>>>,
+}
+
+/// Builds `scenario`'s world (fixed epoch, turmoil seeded from the scenario, every server's
+/// stream derived from the root seed), failing loudly once `limit` of simulated time passes.
+pub(crate) fn world<'a>(scenario: &Scenario, limit: Duration) -> World<'a> {
     let root = SeededRng::new(scenario.seed);
-    let deadline = scenario.workload.deadline;
-    let limit = CONNECT_GRACE + scenario.duration + deadline + Duration::from_secs(30);
     let mut sim = turmoil::Builder::new()
         .simulation_duration(limit)
         .tick_duration(scenario.tick)
@@ -225,9 +231,8 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
         .min_message_latency(BASE_LATENCY)
         .max_message_latency(BASE_LATENCY)
         .build();
-
     let receipts: Receipts = Arc::default();
-    let mut knobs: BTreeMap<String, Arc<Mutex<Knobs>>> = BTreeMap::new();
+    let mut knobs = BTreeMap::new();
     for (i, (name, group)) in scenario.servers().into_iter().enumerate() {
         let server = SimServer {
             name: name.clone(),
@@ -241,6 +246,25 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
         knobs.insert(name.clone(), server.knobs.clone());
         sim.host(name.as_str(), move || server::serve(server.clone()));
     }
+    World { sim, receipts, knobs }
+}
+
+/// One turmoil step; `true` once every client host has finished. A failure names the seed.
+pub(crate) fn step(sim: &mut turmoil::Sim<'_>, scenario: &Scenario) -> Result<bool, SimError> {
+    sim.step().map_err(|e| SimError::Turmoil {
+        scenario: scenario.name.clone(),
+        seed: scenario.seed,
+        message: e.to_string(),
+    })
+}
+
+/// Runs `scenario` to completion.
+pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
+    let config = client_config(scenario)?;
+    let root = SeededRng::new(scenario.seed);
+    let deadline = scenario.workload.deadline;
+    let limit = CONNECT_GRACE + scenario.duration + deadline + Duration::from_secs(30);
+    let World { mut sim, receipts, knobs } = world(scenario, limit);
 
     let log = Arc::new(Mutex::new(Log::default()));
     let workload = scenario.workload.clone();
@@ -310,16 +334,8 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
                 }
             }
         }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                return Err(SimError::Turmoil {
-                    scenario: scenario.name.clone(),
-                    seed: scenario.seed,
-                    message: e.to_string(),
-                });
-            }
+        if step(&mut sim, scenario)? {
+            break;
         }
     }
 
