@@ -39,6 +39,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ServerConfig};
+use crate::events::{ClientEvent, Observer};
 use crate::session::{self, ConnectError, Handler, Notice, Progress, ProgressRoutes, Session};
 use crate::upstream::{self, LinkState, Upstream};
 
@@ -120,6 +121,58 @@ struct Policy {
     cache: TtlCache<CacheKey, CallToolResult>,
     next_poll: Time,
     ejections: Vec<Ejection>,
+    /// Whether breakers refuse calls (`false`: shadow mode).
+    enforce_breakers: bool,
+    /// Whether each server has a ready session, as last announced to the observer.
+    connected: Vec<bool>,
+    observer: Option<Observer>,
+}
+
+impl Policy {
+    fn emit(&self, event: ClientEvent) {
+        if let Some(observer) = &self.observer {
+            observer(&event);
+        }
+    }
+
+    /// Applies a breaker transition to the fleet and announces it.
+    fn on_breaker(&mut self, id: ServerId, t: gauntlet_core::breaker::Transition, now: Time) {
+        if self.enforce_breakers {
+            self.fleet.set_breaker_open(id, matches!(t.to, BreakerState::Open { .. }), now);
+        }
+        self.emit(ClientEvent::Breaker { server: id.index(), from: t.from.name(), to: t.to.name() });
+    }
+
+    fn on_ejection(&mut self, e: Ejection, now: Time) {
+        let (server, ejected) = match e {
+            Ejection::Eject { server, .. } => (server, true),
+            Ejection::Restore { server } => (server, false),
+        };
+        self.fleet.set_ejected(server, ejected, now);
+        self.emit(ClientEvent::Ejected { server: server.index(), ejected });
+    }
+
+    /// The breaker's leave for one attempt on `id`, picked from `tier`. Time-driven
+    /// transitions are applied (and announced) first, so the observer sees every state an
+    /// attempt was sent under. In shadow mode a refusal is counted and ignored.
+    fn permit(&mut self, id: ServerId, tier: usize, now: Time) -> Option<Permit> {
+        if let Some(t) = self.breakers[id.index()].poll(now) {
+            self.on_breaker(id, t, now);
+        }
+        let permit = match self.breakers[id.index()].permit(now) {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.metrics.record_breaker_rejection(id);
+                if self.enforce_breakers {
+                    return None;
+                }
+                self.breakers[id.index()].bypass()
+            }
+        };
+        self.fleet.begin(id);
+        self.emit(ClientEvent::Sent { server: id.index(), probe: permit.is_probe(), tier });
+        Some(permit)
+    }
 }
 
 pub(crate) struct Shared {
@@ -178,6 +231,11 @@ impl Shared {
             policy.health[id.index()] = Health::new(self.health_config, now, &mut policy.rng);
         }
         policy.fleet.set_healthy(id, ready, now);
+        if policy.connected[id.index()] != ready {
+            policy.connected[id.index()] = ready;
+            let server = id.index();
+            policy.emit(if ready { ClientEvent::Connected { server } } else { ClientEvent::Disconnected { server } });
+        }
     }
 
     /// A server's tool list changed: rebuild the catalog, routes and balancers.
@@ -242,23 +300,15 @@ impl Shared {
         policy.next_poll = now + POLL_EVERY;
         for i in 0..policy.breakers.len() {
             if let Some(t) = policy.breakers[i].poll(now) {
-                let open = matches!(t.to, BreakerState::Open { .. });
-                policy.fleet.set_breaker_open(ServerId(i as u32), open, now);
+                policy.on_breaker(ServerId(i as u32), t, now);
             }
         }
         let mut ejections = std::mem::take(&mut policy.ejections);
         policy.outlier.review(now, &mut ejections);
         for e in ejections.drain(..) {
-            apply_ejection(&mut policy.fleet, e, now);
+            policy.on_ejection(e, now);
         }
         policy.ejections = ejections;
-    }
-}
-
-fn apply_ejection(fleet: &mut Fleet, e: Ejection, now: Time) {
-    match e {
-        Ejection::Eject { server, .. } => fleet.set_ejected(server, true, now),
-        Ejection::Restore { server } => fleet.set_ejected(server, false, now),
     }
 }
 
@@ -400,13 +450,24 @@ impl MultiServerClient {
     /// Starts with a custom [`Connector`] (the simulator's turmoil streams, tests' in-memory
     /// pipes).
     pub fn start_with(config: Config, connector: impl Connector) -> MultiServerClient {
+        MultiServerClient::start_observed(config, connector, None)
+    }
+
+    /// Starts with a custom [`Connector`] and an [`Observer`] of every breaker transition,
+    /// ejection, reconnect, failover and attempt (see [`ClientEvent`]).
+    pub fn start_observed(config: Config, connector: impl Connector, observer: Option<Observer>) -> MultiServerClient {
         let p = &config.policy;
         let root = SeededRng::new(p.seed);
         let mut fleet = Fleet::new(LatencyConfig::default());
         let epoch = tokio::time::Instant::now();
         let mut metrics = Metrics::new();
         let mut upstreams = Vec::new();
-        let health_config = HealthConfig { interval: p.health_interval, ..HealthConfig::default() };
+        // Failed calls are the breaker's and outlier detection's to judge (they recover in
+        // seconds, through probes); health is the session and its active checks. Passive
+        // health on call failures would take a server out until two active checks pass
+        // (20 s at the default interval), long after its breaker let it back.
+        let health_config =
+            HealthConfig { interval: p.health_interval, passive_failures: None, ..HealthConfig::default() };
         let mut health_rng = root.derive(1);
         let mut health = Vec::new();
         let breaker_config = BreakerConfig {
@@ -453,7 +514,10 @@ impl MultiServerClient {
             balancer: BalancerConfig {
                 strategy: p.balancer,
                 priority_threshold: p.priority_threshold,
-                slow_start: None,
+                slow_start: p.slow_start.map(|window| gauntlet_core::balance::SlowStartConfig {
+                    window,
+                    ..gauntlet_core::balance::SlowStartConfig::default()
+                }),
             },
             catalog: Arc::new(Catalog::default()),
             routes: BTreeMap::new(),
@@ -461,6 +525,9 @@ impl MultiServerClient {
             cache: TtlCache::new(NonZeroUsize::new(1_024).expect("non-zero")),
             next_poll: Time::ZERO,
             ejections: Vec::new(),
+            enforce_breakers: p.breaker_enforce,
+            connected: vec![false; n],
+            observer,
         };
         let (notices, mut notice_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -653,6 +720,12 @@ impl MultiServerClient {
             let Some((first, permit)) = self.pick(tool, &route.tiers, &tried, options.affinity, now) else {
                 return Err(CallError::NoServer { tool: tool.to_owned(), tried: names(&sent_to) });
             };
+            if let Some(&previous) = sent_to.last()
+                && previous != first
+            {
+                let policy = shared.policy.lock().expect("policy lock");
+                policy.emit(ClientEvent::Failover { from: previous.index(), to: first.index() });
+            }
             tried.push(first);
             sent_to.push(first);
             attempts += 1;
@@ -760,8 +833,7 @@ impl MultiServerClient {
                 if !policy.fleet.state(id).is_available() {
                     continue;
                 }
-                if let Ok(permit) = policy.breakers[id.index()].permit(now) {
-                    policy.fleet.begin(id);
+                if let Some(permit) = policy.permit(id, 0, now) {
                     targets.push((id, permit));
                 }
             }
@@ -827,20 +899,16 @@ impl MultiServerClient {
         for avoid_tried in [true, false] {
             let mut exclude: Vec<ServerId> = if avoid_tried { tried.as_slice().to_vec() } else { Vec::new() };
             for (t, tier) in tiers.iter().enumerate() {
-                let balancer = p.balancers.get_mut(tool).and_then(|b| b.get_mut(t))?;
                 for _ in 0..tier.len() {
                     let ctx = PickContext { now, affinity, exclude: &exclude };
+                    let balancer = p.balancers.get_mut(tool).and_then(|b| b.get_mut(t))?;
                     let Some(id) = balancer.pick(&p.fleet.view(tier), &ctx, &mut p.rng) else { break };
-                    match p.breakers[id.index()].permit(now) {
-                        Ok(permit) => {
-                            p.fleet.begin(id);
+                    match p.permit(id, t, now) {
+                        Some(permit) => {
                             p.metrics.record_pick(p.balancer.strategy, t);
                             return Some((id, permit));
                         }
-                        Err(_) => {
-                            p.metrics.record_breaker_rejection(id);
-                            exclude.push(id);
-                        }
+                        None => exclude.push(id),
                     }
                 }
             }
@@ -931,12 +999,11 @@ impl MultiServerClient {
             p.fleet.end(server, latency, now);
         }
         if let Some(t) = p.breakers[server.index()].record(permit, verdict, latency, now) {
-            let open = matches!(t.to, BreakerState::Open { .. });
-            p.fleet.set_breaker_open(server, open, now);
+            p.on_breaker(server, t, now);
             tracing::info!(server = %self.shared.config.servers[server.index()].name, from = t.from.name(), to = t.to.name(), "breaker");
         }
         if let Some(e) = p.outlier.record(server, verdict, now) {
-            apply_ejection(&mut p.fleet, e, now);
+            p.on_ejection(e, now);
         }
         if let Some(healthy) = p.health[server.index()].record_call(verdict) {
             p.fleet.set_healthy(server, healthy, now);

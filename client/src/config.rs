@@ -196,6 +196,10 @@ pub struct PolicyConfig {
     pub breaker_failures: u32,
     /// How long a breaker stays open the first time.
     pub breaker_open_for: Duration,
+    /// Whether breakers refuse calls (`false`: shadow mode, they only watch and report).
+    pub breaker_enforce: bool,
+    /// Servers that become available ramp up their share of picks over this long.
+    pub slow_start: Option<Duration>,
     /// Serve results of trusted read-only tools from memory for this long (`None`: never).
     pub result_cache_ttl: Option<Duration>,
     /// Per-tool attempt deadlines, by exposed name; they replace the server's `callTimeout`.
@@ -217,6 +221,8 @@ impl Default for PolicyConfig {
             health_interval: Duration::from_secs(10),
             breaker_failures: 5,
             breaker_open_for: Duration::from_secs(5),
+            breaker_enforce: true,
+            slow_start: None,
             result_cache_ttl: None,
             tool_timeouts: BTreeMap::new(),
             seed: 0,
@@ -328,6 +334,8 @@ struct RawPolicy {
     health_interval: Option<String>,
     breaker_failures: Option<u32>,
     breaker_open_for: Option<String>,
+    breaker_mode: Option<String>,
+    slow_start: Option<String>,
     max_concurrency: Option<u32>,
     queue: Option<u32>,
     result_cache_ttl: Option<String>,
@@ -422,6 +430,11 @@ fn check_policy(raw: &RawPolicy) -> Result<(PolicyConfig, ServerDefaults), Confi
     if breaker_failures == 0 {
         return Err(policy_error("breakerFailures", "must be positive"));
     }
+    let breaker_enforce = match raw.breaker_mode.as_deref() {
+        None | Some("enforce") => true,
+        Some("shadow") => false,
+        Some(other) => return Err(policy_error("breakerMode", format!("`{other}` is not one of enforce, shadow"))),
+    };
     let hedge_after = match &raw.hedge_after {
         Some(t) => Some(duration("hedgeAfter", Some(t), Duration::ZERO, perr)?),
         None => None,
@@ -437,6 +450,11 @@ fn check_policy(raw: &RawPolicy) -> Result<(PolicyConfig, ServerDefaults), Confi
         health_interval: duration("healthInterval", raw.health_interval.as_deref(), d.health_interval, perr)?,
         breaker_failures,
         breaker_open_for: duration("breakerOpenFor", raw.breaker_open_for.as_deref(), d.breaker_open_for, perr)?,
+        breaker_enforce,
+        slow_start: match &raw.slow_start {
+            Some(t) => Some(duration("slowStart", Some(t), Duration::ZERO, perr)?),
+            None => None,
+        },
         result_cache_ttl: match &raw.result_cache_ttl {
             Some(t) => Some(duration("resultCacheTtl", Some(t), Duration::ZERO, perr)?),
             None => None,

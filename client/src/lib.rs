@@ -13,6 +13,7 @@
 
 mod client;
 pub mod config;
+pub mod events;
 mod session;
 mod upstream;
 
@@ -20,5 +21,6 @@ pub use client::{
     CallError, CallOptions, CallReport, ConfiguredTransports, Connector, HandlerToken, MAX_FAN_OUT, MultiServerClient,
     ServerStatus, ToolEntry,
 };
+pub use events::{ClientEvent, Observer};
 pub use session::{ConnectError, Connected, Era, MAX_MESSAGE_BYTES, Progress, STDERR_KEEP_BYTES};
 pub use upstream::{LinkState, MAX_PAGES, MAX_TOOLS, RECYCLE_AFTER_TIMEOUTS};

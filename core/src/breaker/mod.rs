@@ -308,6 +308,13 @@ impl Breaker {
         }
     }
 
+    /// Leave for a call that goes whatever the state (a breaker in shadow mode, which watches
+    /// and reports but does not refuse). Recording it changes nothing: its generation never
+    /// matches.
+    pub fn bypass(&self) -> Permit {
+        Permit { generation: u64::MAX, probe: None }
+    }
+
     /// Applies time-driven transitions: open → half-open when the open time is over, half-open
     /// → open when a probe has outlived `probe_timeout`. [`permit`](Self::permit) and
     /// [`record`](Self::record) call it; call it yourself to observe transitions on time.
