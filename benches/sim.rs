@@ -21,31 +21,17 @@ const SEED: u64 = 0x5eed;
 const ROUNDS: usize = 6;
 
 fn scenario() -> Scenario {
-    Scenario {
-        name: "throughput".to_owned(),
-        seed: SEED,
-        duration: Duration::from_secs(SIM_SECONDS),
-        tick: Duration::from_millis(1),
-        fleet: vec![ServerGroup {
-            group: "g".to_owned(),
-            count: SERVERS,
-            priority: 0,
-            tools: vec![SimTool::safe("lookup")],
-            service: ServiceTime::Constant(Duration::from_millis(1)),
-            error_rate: 0.0,
-            wrong_rate: 0.0,
-            capacity: None,
-            queue: 0,
-        }],
-        policy: json!({"balancer": "round-robin"}),
-        trusted: true,
-        workload: Workload {
-            arrivals: Arrivals::Callers(CALLERS),
-            mix: vec![("g__lookup".to_owned(), 1)],
-            deadline: Duration::from_secs(2),
-        },
-        faults: Vec::new(),
-    }
+    let fleet =
+        ServerGroup::new("g", SERVERS, vec![SimTool::safe("lookup")], ServiceTime::Constant(Duration::from_millis(1)));
+    let workload = Workload {
+        arrivals: Arrivals::Callers(CALLERS),
+        mix: vec![("g__lookup".to_owned(), 1)],
+        deadline: Duration::from_secs(2),
+        aggregate: None,
+    };
+    let mut s = Scenario::new("throughput", SEED, Duration::from_secs(SIM_SECONDS), vec![fleet], workload);
+    s.policy = json!({"balancer": "round-robin"});
+    s
 }
 
 fn throughput(c: &mut Criterion) {

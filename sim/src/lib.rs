@@ -9,9 +9,13 @@
 //! scenario and seed give the same digest, in any process.
 
 pub mod baseline;
+pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod server;
 
+pub use record::summarize;
 pub use run::{CallEnd, CallRecord, RunReport, SimError, Violation, run};
-pub use scenario::{Arrivals, Fault, FaultKind, Scenario, ServerGroup, ServiceTime, SimTool, Workload};
+pub use scenario::{
+    Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Sabotage, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
+};

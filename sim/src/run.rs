@@ -7,12 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use gauntlet_client::config::{Config, ServerConfig, TransportSpec};
-use gauntlet_client::{CallError, CallOptions, ConnectError, Connected, Connector, HandlerToken, MultiServerClient};
+use gauntlet_client::{
+    CallError, CallOptions, ClientEvent, ConnectError, Connected, Connector, HandlerToken, MultiServerClient, Observer,
+};
 use gauntlet_core::SeededRng;
-use serde_json::json;
+use gauntlet_core::aggregate::Aggregation;
+use gauntlet_reports::Event;
+use serde_json::{Value, json};
 
-use crate::scenario::{Arrivals, FaultKind, Scenario};
-use crate::server::{self, Knobs, PORT, Receipts, SimServer};
+use crate::record;
+use crate::scenario::{Arrivals, FaultKind, Sabotage, Scenario};
+use crate::server::{self, Answers, Knobs, PORT, Receipts, SimServer};
 
 /// The client's host name.
 pub const CLIENT: &str = "client";
@@ -56,12 +61,12 @@ impl Connector for TurmoilConnector {
 pub enum CallEnd {
     /// A result (`tool_error`: the tool said `isError: true`).
     Ok {
-        /// The server that answered.
+        /// The server that answered (of an aggregated call: the first agreeing one).
         server: String,
-        /// Attempts sent.
-        attempts: u32,
         /// Whether the tool answered `isError: true`.
         tool_error: bool,
+        /// An aggregated call's answer text.
+        answer: Option<String>,
     },
     /// The client gave up; the error's text.
     Failed(String),
@@ -78,8 +83,27 @@ pub struct CallRecord {
     pub start_us: u64,
     /// When it ended; `None` if it never did (a lost call).
     pub end_us: Option<u64>,
+    /// Attempts sent (retries and hedges included; an aggregated call counts one).
+    pub attempts: u32,
     /// How it ended.
     pub end: Option<CallEnd>,
+}
+
+impl CallRecord {
+    /// A call that started at `start_us` and has not ended.
+    pub fn started(id: u64, tool: &str, start_us: u64) -> CallRecord {
+        CallRecord { id, tool: tool.to_owned(), start_us, end_us: None, attempts: 0, end: None }
+    }
+
+    /// Whether it ended with a result.
+    pub fn is_ok(&self) -> bool {
+        matches!(self.end, Some(CallEnd::Ok { .. }))
+    }
+
+    /// How long it took, if it ended.
+    pub fn took_us(&self) -> Option<u64> {
+        Some(self.end_us?.saturating_sub(self.start_us))
+    }
 }
 
 /// A broken rule of a run.
@@ -104,6 +128,30 @@ pub enum Violation {
         /// How long it took, in microseconds.
         took_us: u64,
     },
+    /// An attempt went to a server whose breaker was open, or was not a probe while it was
+    /// half-open.
+    BreakerBypassed {
+        /// The server.
+        server: String,
+        /// When, in µs.
+        t_us: u64,
+        /// The breaker's state then.
+        state: &'static str,
+    },
+    /// An aggregated call returned an answer that most answering servers did not give.
+    MinorityAnswer {
+        /// Its id.
+        call: u64,
+        /// Servers that gave the returned answer.
+        agreeing: usize,
+        /// Servers that answered.
+        answered: usize,
+    },
+    /// After the last fault ended, the client did not serve normally again within the bound.
+    NotRecovered {
+        /// The bound, in µs.
+        bound_us: u64,
+    },
 }
 
 impl std::fmt::Display for Violation {
@@ -116,6 +164,15 @@ impl std::fmt::Display for Violation {
             Violation::DeadlineMissed { call, took_us } => {
                 write!(f, "call {call} ended after {took_us} us, past its deadline")
             }
+            Violation::BreakerBypassed { server, t_us, state } => {
+                write!(f, "an attempt went to {server} at {t_us} us while its breaker was {state}")
+            }
+            Violation::MinorityAnswer { call, agreeing, answered } => {
+                write!(f, "call {call} returned an answer {agreeing} of {answered} servers gave, as the majority's")
+            }
+            Violation::NotRecovered { bound_us } => {
+                write!(f, "the client did not recover within {} ms of the last fault's end", bound_us / 1_000)
+            }
         }
     }
 }
@@ -127,10 +184,17 @@ pub struct RunReport {
     pub scenario: String,
     /// The seed.
     pub seed: u64,
+    /// The balancing strategy.
+    pub strategy: String,
     /// Every logical call, by id.
     pub calls: Vec<CallRecord>,
-    /// The fault events, in order: `(time_us, description)`.
-    pub events: Vec<(u64, String)>,
+    /// The timeline: faults and the client's breaker transitions, ejections, reconnects and
+    /// failovers, in order.
+    pub events: Vec<Event>,
+    /// Attempts sent, in total.
+    pub attempts: u64,
+    /// Time from the last fault's end until the client served normally again, in µs.
+    pub recovery_us: Option<u64>,
     /// Broken rules (empty: the run is safe).
     pub violations: Vec<Violation>,
     /// The hash of the run's log, as hex.
@@ -146,11 +210,6 @@ impl RunReport {
     /// The fraction of calls that ended with a result.
     pub fn success_rate(&self) -> f64 {
         if self.calls.is_empty() { 1.0 } else { self.ok() as f64 / self.calls.len() as f64 }
-    }
-
-    /// The command that replays this run.
-    pub fn reproduce(&self) -> String {
-        format!("gauntlet run <file> --seed {}  # scenario {}", self.seed, self.scenario)
     }
 }
 
@@ -180,6 +239,8 @@ pub enum SimError {
 #[derive(Default)]
 struct Log {
     calls: BTreeMap<u64, CallRecord>,
+    /// The client's events, with their time in µs.
+    client: Vec<(u64, ClientEvent)>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -197,6 +258,8 @@ pub fn client_config(scenario: &Scenario) -> Result<Config, SimError> {
                 "address": format!("{name}:{PORT}"),
                 "group": group.group,
                 "priority": group.priority,
+                "weight": group.weight,
+                "tags": group.tags,
                 "trusted": scenario.trusted,
             });
             (name, entry)
@@ -205,6 +268,11 @@ pub fn client_config(scenario: &Scenario) -> Result<Config, SimError> {
     let mut policy = scenario.policy.clone();
     if let Some(map) = policy.as_object_mut() {
         map.entry("seed").or_insert(json!(scenario.seed));
+        // Aggregated calls take the policy's deadline: make it the workload's.
+        map.entry("deadline").or_insert(json!(format!("{}ms", scenario.workload.deadline.as_millis())));
+        if scenario.sabotage == Some(Sabotage::IgnoreBreaker) {
+            map.insert("breakerMode".to_owned(), json!("shadow"));
+        }
     }
     let text = json!({"mcpServers": servers, "gauntlet": policy}).to_string();
     Config::parse(&text, &|_| None)
@@ -216,7 +284,9 @@ pub fn client_config(scenario: &Scenario) -> Result<Config, SimError> {
 pub(crate) struct World<'a> {
     pub(crate) sim: turmoil::Sim<'a>,
     pub(crate) receipts: Receipts,
+    pub(crate) answers: Answers,
     pub(crate) knobs: BTreeMap<String, Arc<Mutex<Knobs>>>,
+    pub(crate) list_changed: BTreeMap<String, Arc<tokio::sync::Notify>>,
 }
 
 /// Builds `scenario`'s world (fixed epoch, turmoil seeded from the scenario, every server's
@@ -232,7 +302,9 @@ pub(crate) fn world<'a>(scenario: &Scenario, limit: Duration) -> World<'a> {
         .max_message_latency(BASE_LATENCY)
         .build();
     let receipts: Receipts = Arc::default();
+    let answers: Answers = Arc::default();
     let mut knobs = BTreeMap::new();
+    let mut list_changed = BTreeMap::new();
     for (i, (name, group)) in scenario.servers().into_iter().enumerate() {
         let server = SimServer {
             name: name.clone(),
@@ -242,11 +314,15 @@ pub(crate) fn world<'a>(scenario: &Scenario, limit: Duration) -> World<'a> {
             knobs: Arc::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(group.capacity.unwrap_or(u32::MAX >> 3) as usize)),
             waiting: Arc::default(),
+            answers: answers.clone(),
+            list_changed: Arc::default(),
+            started: Arc::default(),
         };
         knobs.insert(name.clone(), server.knobs.clone());
+        list_changed.insert(name.clone(), server.list_changed.clone());
         sim.host(name.as_str(), move || server::serve(server.clone()));
     }
-    World { sim, receipts, knobs }
+    World { sim, receipts, answers, knobs, list_changed }
 }
 
 /// One turmoil step; `true` once every client host has finished. A failure names the seed.
@@ -264,16 +340,24 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     let root = SeededRng::new(scenario.seed);
     let deadline = scenario.workload.deadline;
     let limit = CONNECT_GRACE + scenario.duration + deadline + Duration::from_secs(30);
-    let World { mut sim, receipts, knobs } = world(scenario, limit);
+    let World { mut sim, receipts, answers, knobs, list_changed } = world(scenario, limit);
 
     let log = Arc::new(Mutex::new(Log::default()));
-    let workload = scenario.workload.clone();
+    let mut workload = scenario.workload.clone();
+    if scenario.sabotage == Some(Sabotage::FirstAsMajority) && workload.aggregate.is_some() {
+        workload.aggregate = Some(Aggregation::First);
+    }
     let duration = scenario.duration;
     let workload_rng = root.derive(3);
     let client_log = log.clone();
     sim.client(CLIENT, async move {
         let origin = tokio::time::Instant::now();
-        let client = Arc::new(MultiServerClient::start_with(config, TurmoilConnector));
+        let events = client_log.clone();
+        let observer: Observer = Arc::new(move |event: &ClientEvent| {
+            let t = micros(tokio::time::Instant::now().saturating_duration_since(origin + CONNECT_GRACE));
+            events.lock().expect("log").client.push((t, *event));
+        });
+        let client = Arc::new(MultiServerClient::start_observed(config, TurmoilConnector, Some(observer)));
         client.wait_ready(CONNECT_GRACE).await;
         // The workload starts at the grace exactly, so that every time in the log and every
         // fault's `at` count from the same instant.
@@ -283,11 +367,16 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     });
 
     let mut faults: Vec<_> = scenario.faults.iter().map(|f| (f, false, false)).collect();
-    let mut events = Vec::new();
+    let mut fault_events = Vec::new();
     let hosts_of = |target: &str| scenario.targets(target);
     let knob = |host: &str, change: &dyn Fn(&mut Knobs)| {
         if let Some(k) = knobs.get(host) {
             change(&mut k.lock().expect("knobs"));
+        }
+    };
+    let tell = |host: &str| {
+        if let Some(n) = list_changed.get(host) {
+            n.notify_one();
         }
     };
     loop {
@@ -313,8 +402,12 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
                         FaultKind::SlowTool(tool, extra) => {
                             knob(&host, &|k| k.slow_tool = Some((tool.clone(), *extra)));
                         }
+                        FaultKind::ListChange(tools) => {
+                            knob(&host, &|k| k.tools = Some(tools.clone()));
+                            tell(&host);
+                        }
                     }
-                    events.push((log_time, format!("start {:?} {host}", fault.kind)));
+                    fault_events.push(fault_event(log_time, "fault-start", &host, &fault.kind));
                 }
             }
             if *started && !*ended && now >= end {
@@ -329,8 +422,12 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
                         FaultKind::Brownout(_) => knob(&host, &|k| k.error_rate = None),
                         FaultKind::Byzantine => knob(&host, &|k| k.byzantine = false),
                         FaultKind::SlowTool(..) => knob(&host, &|k| k.slow_tool = None),
+                        FaultKind::ListChange(_) => {
+                            knob(&host, &|k| k.tools = None);
+                            tell(&host);
+                        }
                     }
-                    events.push((log_time, format!("end {:?} {host}", fault.kind)));
+                    fault_events.push(fault_event(log_time, "fault-end", &host, &fault.kind));
                 }
             }
         }
@@ -339,14 +436,72 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
         }
     }
 
-    let calls: Vec<CallRecord> = log.lock().expect("log").calls.values().cloned().collect();
+    let Log { calls, client } = std::mem::take(&mut *log.lock().expect("log"));
+    let calls: Vec<CallRecord> = calls.into_values().collect();
+    let names: Vec<String> = config_names(scenario)?;
+    let events = timeline(fault_events, &client, &names);
     let receipts = receipts.lock().expect("receipts").clone();
-    let violations = check(&calls, &receipts, deadline, scenario.tick);
+    let mut violations = check(&calls, &receipts, deadline, scenario.tick);
+    violations.extend(check_breakers(&client, &names));
+    if matches!(scenario.workload.aggregate, Some(Aggregation::Majority)) {
+        violations.extend(check_majority(&calls, &answers.lock().expect("answers")));
+    }
+    let first_fault = scenario.faults.iter().map(|f| f.at).min().unwrap_or_default();
+    let recovery_us =
+        scenario.last_heal().and_then(|heal| record::recovery_us(&calls, micros(first_fault), micros(heal)));
+    if let Some(heal) = scenario.last_heal()
+        && recovery_us.is_none_or(|r| r > micros(scenario.recovery_bound))
+        && heal + scenario.recovery_bound <= scenario.duration
+    {
+        violations.push(Violation::NotRecovered { bound_us: micros(scenario.recovery_bound) });
+    }
     let digest = digest(&calls, &events);
-    Ok(RunReport { scenario: scenario.name.clone(), seed: scenario.seed, calls, events, violations, digest })
+    Ok(RunReport {
+        scenario: scenario.name.clone(),
+        seed: scenario.seed,
+        strategy: scenario.strategy(),
+        attempts: calls.iter().map(|c| u64::from(c.attempts)).sum(),
+        calls,
+        events,
+        recovery_us,
+        violations,
+        digest,
+    })
 }
 
-/// The safety checks of every run.
+/// The servers' names in the client's order (its configuration sorts them by name).
+fn config_names(scenario: &Scenario) -> Result<Vec<String>, SimError> {
+    Ok(client_config(scenario)?.servers.into_iter().map(|s| s.name).collect())
+}
+
+fn fault_event(t_us: u64, kind: &str, server: &str, fault: &FaultKind) -> Event {
+    Event { t_us, kind: kind.to_owned(), server: server.to_owned(), detail: fault.name().to_owned() }
+}
+
+/// The run's timeline: faults and the client's events but its attempts, merged in time order
+/// (faults first within a tick: they are applied before the step that the client reacts in).
+fn timeline(faults: Vec<Event>, client: &[(u64, ClientEvent)], names: &[String]) -> Vec<Event> {
+    let name = |i: usize| names.get(i).cloned().unwrap_or_default();
+    let from_client = client.iter().filter_map(|(t, e)| {
+        let (kind, server, detail) = match e {
+            ClientEvent::Connected { server } => ("connected", *server, String::new()),
+            ClientEvent::Disconnected { server } => ("disconnected", *server, String::new()),
+            ClientEvent::Breaker { server, from, to } => ("breaker", *server, format!("{from} -> {to}")),
+            ClientEvent::Ejected { server, ejected: true } => ("ejected", *server, String::new()),
+            ClientEvent::Ejected { server, ejected: false } => ("restored", *server, String::new()),
+            ClientEvent::Failover { from, to } => ("failover", *from, format!("to {}", name(*to))),
+            ClientEvent::Sent { .. } => return None,
+        };
+        Some(Event { t_us: *t, kind: kind.to_owned(), server: name(server), detail })
+    });
+    let mut events: Vec<Event> = faults.into_iter().chain(from_client).collect();
+    // A stable sort keeps each source's own order.
+    events.sort_by_key(|e| e.t_us);
+    events
+}
+
+/// The safety checks of every run on its calls: every call ended, within its deadline, and no
+/// truly unsafe call took effect twice.
 pub fn check(
     calls: &[CallRecord],
     receipts: &BTreeMap<u64, u32>,
@@ -355,10 +510,9 @@ pub fn check(
 ) -> Vec<Violation> {
     let mut out = Vec::new();
     for c in calls {
-        match c.end_us {
+        match c.took_us() {
             None => out.push(Violation::Lost { call: c.id }),
-            Some(end) => {
-                let took = end.saturating_sub(c.start_us);
+            Some(took) => {
                 if took > micros(deadline + tick * 2) {
                     out.push(Violation::DeadlineMissed { call: c.id, took_us: took });
                 }
@@ -373,16 +527,61 @@ pub fn check(
     out
 }
 
-/// The hash of a run's log: every call (id order) and every fault event, as text.
-pub fn digest(calls: &[CallRecord], events: &[(u64, String)]) -> String {
+/// No attempt passes an open breaker, and a half-open one admits probes only: replays the
+/// client's events in order, tracking each server's breaker state.
+pub fn check_breakers(events: &[(u64, ClientEvent)], names: &[String]) -> Vec<Violation> {
+    let mut state: Vec<&'static str> = vec!["closed"; names.len()];
+    let mut out = Vec::new();
+    for (t, e) in events {
+        match e {
+            ClientEvent::Breaker { server, to, .. } if *server < state.len() => state[*server] = to,
+            ClientEvent::Sent { server, probe, .. } if *server < state.len() => {
+                let s = state[*server];
+                if s == "open" || (s == "half-open" && !probe) {
+                    out.push(Violation::BreakerBypassed { server: names[*server].clone(), t_us: *t, state: s });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A majority answer is never a minority's: the answer an aggregated call returned must be
+/// the one more than half of the servers that answered it gave (as the servers recorded them).
+pub fn check_majority(calls: &[CallRecord], answers: &BTreeMap<u64, Vec<(String, String)>>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for c in calls {
+        let Some(CallEnd::Ok { answer: Some(answer), .. }) = &c.end else { continue };
+        let given = answers.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+        let agreeing = given.iter().filter(|(_, a)| a == answer).count();
+        if agreeing * 2 <= given.len() {
+            out.push(Violation::MinorityAnswer { call: c.id, agreeing, answered: given.len() });
+        }
+    }
+    out
+}
+
+/// The hash of a run's log: every call (id order) and every timeline event, as text.
+pub fn digest(calls: &[CallRecord], events: &[Event]) -> String {
+    use std::fmt::Write;
     let mut text = String::new();
     for c in calls {
-        text.push_str(&format!("{} {} {} {:?} {:?}\n", c.id, c.tool, c.start_us, c.end_us, c.end));
+        let _ = writeln!(text, "{} {} {} {:?} {} {:?}", c.id, c.tool, c.start_us, c.end_us, c.attempts, c.end);
     }
-    for (t, e) in events {
-        text.push_str(&format!("{t} {e}\n"));
+    for e in events {
+        let _ = writeln!(text, "{} {} {} {}", e.t_us, e.kind, e.server, e.detail);
     }
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
+}
+
+/// Attempts a failed call sent.
+fn failed_attempts(e: &CallError) -> u32 {
+    match e {
+        CallError::Failed { attempts, .. } => *attempts,
+        CallError::NoServer { tried, .. } => u32::try_from(tried.len()).unwrap_or(u32::MAX),
+        CallError::UnknownTool(_) | CallError::Aggregate(_) => 0,
+    }
 }
 
 /// Issues the workload's calls until `duration`, then waits for every call to end.
@@ -400,31 +599,44 @@ async fn drive(
     let call = {
         let (client, log, workload) = (client.clone(), log.clone(), workload.clone());
         move |tool: String, id: u64| {
-            let (client, log, deadline) = (client.clone(), log.clone(), workload.deadline);
+            let (client, log, deadline, aggregate) =
+                (client.clone(), log.clone(), workload.deadline, workload.aggregate);
             async move {
                 let started = tokio::time::Instant::now();
-                log.lock().expect("log").calls.insert(
-                    id,
-                    CallRecord { id, tool: tool.clone(), start_us: micros(started - start), end_us: None, end: None },
-                );
-                let args = serde_json::Map::from_iter([("call".to_owned(), json!(id))]);
-                let options = CallOptions { deadline: Some(deadline), ..CallOptions::default() };
-                let end = match client.call_tool_with(&tool, args, options).await {
-                    Ok(r) => CallEnd::Ok {
-                        server: r.server,
-                        attempts: r.attempts,
-                        tool_error: r.result.is_error == Some(true),
-                    },
-                    Err(
-                        e @ (CallError::Failed { .. }
-                        | CallError::NoServer { .. }
-                        | CallError::UnknownTool(_)
-                        | CallError::Aggregate(_)),
-                    ) => CallEnd::Failed(e.to_string()),
+                log.lock().expect("log").calls.insert(id, CallRecord::started(id, &tool, micros(started - start)));
+                let mut args = serde_json::Map::from_iter([("call".to_owned(), json!(id))]);
+                let (attempts, end) = match aggregate {
+                    None => {
+                        let options = CallOptions { deadline: Some(deadline), ..CallOptions::default() };
+                        match client.call_tool_with(&tool, args, options).await {
+                            Ok(r) => (
+                                r.attempts,
+                                CallEnd::Ok {
+                                    server: r.server,
+                                    tool_error: r.result.is_error == Some(true),
+                                    answer: None,
+                                },
+                            ),
+                            Err(e) => (failed_attempts(&e), CallEnd::Failed(e.to_string())),
+                        }
+                    }
+                    Some(aggregation) => {
+                        // Servers record their answers to calls marked `fanout` for the checker.
+                        args.insert("fanout".to_owned(), json!(true));
+                        match client.call_all(&tool, args, aggregation).await {
+                            Ok((value, agreeing)) => {
+                                let answer = value.pointer("/content/0/text").and_then(Value::as_str);
+                                let server = agreeing.into_iter().next().unwrap_or_default();
+                                (1, CallEnd::Ok { server, tool_error: false, answer: answer.map(str::to_owned) })
+                            }
+                            Err(e) => (1, CallEnd::Failed(e.to_string())),
+                        }
+                    }
                 };
                 let mut log = log.lock().expect("log");
                 let record = log.calls.get_mut(&id).expect("recorded at start");
                 record.end_us = Some(micros(tokio::time::Instant::now() - start));
+                record.attempts = attempts;
                 record.end = Some(end);
             }
         }

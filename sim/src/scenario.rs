@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use gauntlet_core::aggregate::Aggregation;
+
 /// How long a simulated server takes to answer a tool call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ServiceTime {
@@ -53,6 +55,18 @@ impl SimTool {
     }
 }
 
+/// The MCP protocol era a simulated server speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProtocolEra {
+    /// `initialize` only; `server/discover` is "method not found".
+    Legacy,
+    /// `server/discover` (2026-07-28) only.
+    Modern,
+    /// Both: the client picks.
+    #[default]
+    Both,
+}
+
 /// A group of identical simulated servers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerGroup {
@@ -75,6 +89,37 @@ pub struct ServerGroup {
     pub capacity: Option<u32>,
     /// The queue behind `capacity`.
     pub queue: u32,
+    /// The client's weight for each server of the group (weighted balancers).
+    pub weight: u32,
+    /// The client's tags for them (route rules).
+    pub tags: Vec<String>,
+    /// The protocol era they speak.
+    pub era: ProtocolEra,
+    /// Slow start: after a (re)start a server answers [`COLD_FACTOR`](crate::server::COLD_FACTOR)
+    /// times slower, ramping down to normal over this long.
+    pub warmup: Option<Duration>,
+}
+
+impl ServerGroup {
+    /// `count` servers named `{group}-{i}` offering `tools`, answering in `service`, with no
+    /// errors, no capacity limit, weight 1, priority 0, both eras.
+    pub fn new(group: &str, count: u32, tools: Vec<SimTool>, service: ServiceTime) -> ServerGroup {
+        ServerGroup {
+            group: group.to_owned(),
+            count,
+            priority: 0,
+            tools,
+            service,
+            error_rate: 0.0,
+            wrong_rate: 0.0,
+            capacity: None,
+            queue: 0,
+            weight: 1,
+            tags: Vec::new(),
+            era: ProtocolEra::Both,
+            warmup: None,
+        }
+    }
 }
 
 /// How calls arrive.
@@ -95,6 +140,9 @@ pub struct Workload {
     pub mix: Vec<(String, u32)>,
     /// Each call's deadline.
     pub deadline: Duration,
+    /// Send every call to all replicas of its first tier and aggregate the answers
+    /// (`None`: one server answers each call).
+    pub aggregate: Option<Aggregation>,
 }
 
 /// What a fault does while it lasts.
@@ -119,6 +167,27 @@ pub enum FaultKind {
     Byzantine,
     /// One tool of the target gains this much service time (a gray failure).
     SlowTool(String, Duration),
+    /// The target offers these tools instead of its group's, and tells its clients
+    /// (`notifications/tools/list_changed`) at the start and at the end.
+    ListChange(Vec<SimTool>),
+}
+
+impl FaultKind {
+    /// The kind's name, as scenario files spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Hold => "hold",
+            FaultKind::Crash => "crash",
+            FaultKind::Latency(_) => "latency",
+            FaultKind::Loss(_) => "loss",
+            FaultKind::Brownout(_) => "brownout",
+            FaultKind::Byzantine => "byzantine",
+            FaultKind::SlowTool(..) => "slow-tool",
+            FaultKind::ListChange(_) => "list-change",
+        }
+    }
 }
 
 /// A fault on the timeline.
@@ -133,6 +202,26 @@ pub struct Fault {
     /// Which servers: a server's name, a group's name, or `group@fraction` (the first
     /// `ceil(fraction × count)` servers of the group).
     pub target: String,
+}
+
+/// A named span of the workload, for per-phase figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhaseSpec {
+    /// Its name.
+    pub name: String,
+    /// Its start, from the start of the workload.
+    pub from: Duration,
+    /// Its end.
+    pub to: Duration,
+}
+
+/// A deliberately broken client, to prove a checker can fail. Never for real scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Breakers only watch (shadow mode): calls go to servers whose breaker is open.
+    IgnoreBreaker,
+    /// Aggregated calls take the first answer while claiming a majority.
+    FirstAsMajority,
 }
 
 /// A complete simulated run.
@@ -158,9 +247,66 @@ pub struct Scenario {
     pub workload: Workload,
     /// The fault timeline.
     pub faults: Vec<Fault>,
+    /// Named phases (empty: derived from the faults, see [`Scenario::phases`]).
+    pub phases: Vec<PhaseSpec>,
+    /// Liveness: after the last fault ends, the client must serve normally again within this.
+    pub recovery_bound: Duration,
+    /// A deliberately broken client (tests of the checkers only).
+    pub sabotage: Option<Sabotage>,
 }
 
 impl Scenario {
+    /// A scenario with this fleet and workload, one seed, no faults, default policy, a 1 ms
+    /// tick and a 10 s recovery bound.
+    pub fn new(name: &str, seed: u64, duration: Duration, fleet: Vec<ServerGroup>, workload: Workload) -> Scenario {
+        Scenario {
+            name: name.to_owned(),
+            seed,
+            duration,
+            tick: Duration::from_millis(1),
+            fleet,
+            policy: serde_json::Value::Object(serde_json::Map::new()),
+            trusted: true,
+            workload,
+            faults: Vec::new(),
+            phases: Vec::new(),
+            recovery_bound: Duration::from_secs(10),
+            sabotage: None,
+        }
+    }
+
+    /// The balancing strategy the policy names (the client's default if none).
+    pub fn strategy(&self) -> String {
+        self.policy.get("balancer").and_then(serde_json::Value::as_str).unwrap_or("p2c-peak-ewma").to_owned()
+    }
+
+    /// When the last fault ends (`None` without faults).
+    pub fn last_heal(&self) -> Option<Duration> {
+        self.faults.iter().map(|f| f.at + f.duration).max()
+    }
+
+    /// The phases: the scenario's own, or `warm-up` (until the first fault), `fault` (until
+    /// the last one ends) and `recovery` (to the end); `steady` for a run without faults.
+    pub fn phases(&self) -> Vec<PhaseSpec> {
+        if !self.phases.is_empty() {
+            return self.phases.clone();
+        }
+        let phase = |name: &str, from: Duration, to: Duration| PhaseSpec { name: name.to_owned(), from, to };
+        let (Some(first), Some(last)) = (self.faults.iter().map(|f| f.at).min(), self.last_heal()) else {
+            return vec![phase("steady", Duration::ZERO, self.duration)];
+        };
+        let last = last.min(self.duration);
+        let mut out = Vec::new();
+        if !first.is_zero() {
+            out.push(phase("warm-up", Duration::ZERO, first));
+        }
+        out.push(phase("fault", first, last));
+        if last < self.duration {
+            out.push(phase("recovery", last, self.duration));
+        }
+        out
+    }
+
     /// Every server's name and group, in fleet order.
     pub fn servers(&self) -> Vec<(String, &ServerGroup)> {
         self.fleet.iter().flat_map(|g| (0..g.count).map(move |i| (format!("{}-{i}", g.group), g))).collect()

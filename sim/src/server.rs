@@ -11,21 +11,32 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gauntlet_core::SeededRng;
+use std::borrow::Cow;
+
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, ErrorData, InitializeResult,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, DiscoverResult, ErrorCode, ErrorData,
+    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, Tool,
+    ToolAnnotations,
 };
-use rmcp::service::{RequestContext, RoleServer};
-use rmcp::{ServerHandler, ServiceExt};
+use rmcp::service::{MaybeSendFuture, RequestContext, RoleServer};
+use rmcp::{Peer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 
-use crate::scenario::{ServerGroup, ServiceTime};
+use crate::scenario::{ProtocolEra, ServerGroup, ServiceTime, SimTool};
 
 /// The port every simulated server listens on.
 pub const PORT: u16 = 7000;
 
 /// Side effects of truly unsafe tools: call id → how many times a server executed it.
 pub(crate) type Receipts = Arc<Mutex<BTreeMap<u64, u32>>>;
+
+/// Every answer servers sent to aggregated calls: call id → (server, answer), for the
+/// majority checker.
+pub(crate) type Answers = Arc<Mutex<BTreeMap<u64, Vec<(String, String)>>>>;
+
+/// A server just (re)started answers this many times slower, ramping down linearly to its
+/// normal service time over its group's warm-up.
+pub const COLD_FACTOR: f64 = 10.0;
 
 /// A standard normal draw (Box–Muller).
 fn normal(rng: &mut SeededRng) -> f64 {
@@ -62,6 +73,8 @@ pub(crate) struct Knobs {
     pub(crate) byzantine: bool,
     /// A tool, and the extra service time it gets.
     pub(crate) slow_tool: Option<(String, Duration)>,
+    /// A tool list that replaces the group's.
+    pub(crate) tools: Option<Vec<SimTool>>,
 }
 
 #[derive(Clone)]
@@ -74,12 +87,31 @@ pub(crate) struct SimServer {
     /// Capacity: slots, and calls waiting for one.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
     pub(crate) waiting: Arc<std::sync::atomic::AtomicU32>,
+    /// Answers to aggregated calls.
+    pub(crate) answers: Answers,
+    /// Rung from the outer step loop when the tool list changed.
+    pub(crate) list_changed: Arc<tokio::sync::Notify>,
+    /// When the host last (re)started.
+    pub(crate) started: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl SimServer {
+    /// The tools offered now: the group's, or a list-change fault's.
+    fn offered(&self) -> Vec<SimTool> {
+        self.knobs.lock().expect("knobs").tools.clone().unwrap_or_else(|| self.group.tools.clone())
+    }
+
+    /// How much slower than normal a call is now (slow start after a (re)start).
+    fn cold_factor(&self) -> f64 {
+        let (Some(warmup), Some(started)) = (self.group.warmup, *self.started.lock().expect("started")) else {
+            return 1.0;
+        };
+        let warm = started.elapsed().as_secs_f64() / warmup.as_secs_f64().max(1e-9);
+        if warm >= 1.0 { 1.0 } else { COLD_FACTOR - (COLD_FACTOR - 1.0) * warm }
+    }
+
     fn tools(&self) -> Vec<Tool> {
-        self.group
-            .tools
+        self.offered()
             .iter()
             .map(|t| {
                 let schema = Arc::new(JsonObject::from_iter([("type".to_owned(), json!("object"))]));
@@ -109,7 +141,7 @@ impl SimServer {
         let knobs = self.knobs.lock().expect("knobs").clone();
         let (delay, fail, wrong) = {
             let mut rng = self.rng.lock().expect("server rng");
-            let mut delay = sample(self.group.service, &mut rng);
+            let mut delay = sample(self.group.service, &mut rng).mul_f64(self.cold_factor());
             if let Some((tool, extra)) = &knobs.slow_tool
                 && *tool == request.name
             {
@@ -123,23 +155,47 @@ impl SimServer {
         if fail {
             return Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "simulated failure", None));
         }
-        let Some(tool) = self.group.tools.iter().find(|t| t.name == request.name) else {
+        let Some(tool) = self.offered().into_iter().find(|t| t.name == request.name) else {
             return Err(ErrorData::new(ErrorCode::INVALID_PARAMS, "no such tool", None));
         };
-        let call = request.arguments.as_ref().and_then(|a| a.get("call")).and_then(Value::as_u64).unwrap_or(u64::MAX);
+        let arguments = request.arguments.as_ref();
+        let call = arguments.and_then(|a| a.get("call")).and_then(Value::as_u64).unwrap_or(u64::MAX);
         if tool.truly_unsafe {
             *self.receipts.lock().expect("receipts").entry(call).or_insert(0) += 1;
         }
         let answer =
             if wrong { format!("{}:{call}:wrong:{}", tool.name, self.name) } else { format!("{}:{call}", tool.name) };
+        if arguments.and_then(|a| a.get("fanout")).is_some() {
+            self.answers.lock().expect("answers").entry(call).or_default().push((self.name.clone(), answer.clone()));
+        }
         Ok(CallToolResult::success(vec![ContentBlock::text(answer)]))
     }
 }
 
 impl ServerHandler for SimServer {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
             .with_server_info(rmcp::model::Implementation::new(self.name.clone(), "sim"))
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        match self.group.era {
+            ProtocolEra::Modern => Cow::Borrowed(&[ProtocolVersion::V_2026_07_28]),
+            ProtocolEra::Legacy | ProtocolEra::Both => Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS),
+        }
+    }
+
+    fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<DiscoverResult, ErrorData>> + MaybeSendFuture + '_ {
+        // A legacy server predates `server/discover`: "method not found", as older SDKs answer.
+        let result = if self.group.era == ProtocolEra::Legacy {
+            Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, "Method not found", None))
+        } else {
+            Ok(DiscoverResult::from_server_info(self.supported_protocol_versions().into_owned(), self.get_info()))
+        };
+        std::future::ready(result)
     }
 
     async fn list_tools(
@@ -161,12 +217,26 @@ impl ServerHandler for SimServer {
 
 /// A server host's main: accept connections and serve each with rmcp. Re-run on restart.
 pub(crate) async fn serve(server: SimServer) -> Result<(), Box<dyn std::error::Error>> {
+    *server.started.lock().expect("started") = Some(tokio::time::Instant::now());
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+    let peers: Arc<Mutex<Vec<Peer<RoleServer>>>> = Arc::default();
+    // Tell every connected client when a fault changes the tool list.
+    let (changed, watched) = (server.list_changed.clone(), peers.clone());
+    tokio::spawn(async move {
+        loop {
+            changed.notified().await;
+            let peers = watched.lock().expect("peers").clone();
+            for peer in peers {
+                let _ = peer.notify_tool_list_changed().await;
+            }
+        }
+    });
     loop {
         let (stream, _) = listener.accept().await?;
-        let server = server.clone();
+        let (server, peers) = (server.clone(), peers.clone());
         tokio::spawn(async move {
             if let Ok(running) = server.serve(stream).await {
+                peers.lock().expect("peers").push(running.peer().clone());
                 let _ = running.waiting().await;
             }
         });

@@ -11,31 +11,22 @@ fn ms(n: u64) -> Duration {
 
 /// Three replicas of one group, a read-only and an unsafe tool, 8 closed-loop callers.
 fn steady(seed: u64) -> Scenario {
-    Scenario {
-        name: "steady".to_owned(),
-        seed,
-        duration: Duration::from_secs(5),
-        tick: ms(1),
-        fleet: vec![ServerGroup {
-            group: "search".to_owned(),
-            count: 3,
-            priority: 0,
-            tools: vec![SimTool::safe("lookup"), SimTool::unsafe_("write")],
-            service: ServiceTime::LogNormal { median: ms(10), p99: ms(40) },
-            error_rate: 0.01,
-            wrong_rate: 0.0,
-            capacity: None,
-            queue: 0,
-        }],
-        policy: json!({"balancer": "p2c-peak-ewma", "callTimeout": "300ms"}),
-        trusted: true,
-        workload: Workload {
-            arrivals: Arrivals::Callers(8),
-            mix: vec![("search__lookup".to_owned(), 9), ("search__write".to_owned(), 1)],
-            deadline: Duration::from_secs(2),
-        },
-        faults: Vec::new(),
-    }
+    let mut group = ServerGroup::new(
+        "search",
+        3,
+        vec![SimTool::safe("lookup"), SimTool::unsafe_("write")],
+        ServiceTime::LogNormal { median: ms(10), p99: ms(40) },
+    );
+    group.error_rate = 0.01;
+    let workload = Workload {
+        arrivals: Arrivals::Callers(8),
+        mix: vec![("search__lookup".to_owned(), 9), ("search__write".to_owned(), 1)],
+        deadline: Duration::from_secs(2),
+        aggregate: None,
+    };
+    let mut s = Scenario::new("steady", seed, Duration::from_secs(5), vec![group], workload);
+    s.policy = json!({"balancer": "p2c-peak-ewma", "callTimeout": "300ms"});
+    s
 }
 
 #[test]
@@ -187,9 +178,9 @@ fn the_lost_call_and_deadline_checkers_flag_what_they_guard() {
     use gauntlet_sim::run::check;
     use gauntlet_sim::{CallRecord, Violation};
     let calls = [
-        CallRecord { id: 1, tool: "t".into(), start_us: 0, end_us: None, end: None },
-        CallRecord { id: 2, tool: "t".into(), start_us: 0, end_us: Some(3_000_000), end: None },
-        CallRecord { id: 3, tool: "t".into(), start_us: 0, end_us: Some(1_000), end: None },
+        CallRecord::started(1, "t", 0),
+        CallRecord { end_us: Some(3_000_000), ..CallRecord::started(2, "t", 0) },
+        CallRecord { end_us: Some(1_000), ..CallRecord::started(3, "t", 0) },
     ];
     let v = check(&calls, &Default::default(), Duration::from_secs(2), ms(1));
     assert_eq!(v, [Violation::Lost { call: 1 }, Violation::DeadlineMissed { call: 2, took_us: 3_000_000 }]);
@@ -212,7 +203,9 @@ fn every_fault_kind_leaves_the_run_safe_and_mostly_successful() {
         let r = run(&s).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         assert!(r.violations.is_empty(), "{kind:?}: {:?}", r.violations);
         assert!(r.success_rate() >= floor, "{kind:?}: success {}", r.success_rate());
-        assert_eq!(r.events.len(), 2, "{kind:?}: one server (search@0.3 of 3) starts and ends: {:?}", r.events);
+        let faults: Vec<_> = r.events.iter().filter(|e| e.kind.starts_with("fault-")).collect();
+        assert_eq!(faults.len(), 2, "{kind:?}: one server (search@0.3 of 3) starts and ends: {faults:?}");
+        assert!(faults.iter().all(|e| e.server == "search-0"), "{faults:?}");
     }
 }
 
@@ -239,11 +232,7 @@ fn a_server_at_capacity_turns_calls_away_and_the_client_retries_them_elsewhere()
     s.policy = json!({"balancer": "random", "callTimeout": "300ms", "breakerFailures": 50});
     let r = run(&s).expect("runs");
     assert!(r.violations.is_empty(), "{:?}", r.violations);
-    let retried = r
-        .calls
-        .iter()
-        .filter(|c| matches!(c.end, Some(gauntlet_sim::CallEnd::Ok { attempts, .. }) if attempts > 1))
-        .count();
+    let retried = r.calls.iter().filter(|c| c.is_ok() && c.attempts > 1).count();
     assert!(retried > 0, "no call was turned away");
     assert!(r.success_rate() > 0.97, "success {}", r.success_rate());
 }
@@ -258,4 +247,199 @@ fn a_pareto_tail_is_heavier_than_its_minimum() {
     took.sort_unstable();
     assert!(took[took.len() / 2] >= 5_000, "the median is at least the minimum");
     assert!(took[took.len() * 99 / 100] > 4 * took[took.len() / 2], "p99 should be far above the median");
+}
+
+/// One server of three is cut off (`Partition`: its calls time out, the client reconnects) or
+/// fails every call (`Brownout`: its breaker opens, for 5 s) for 3 s.
+fn faulty(seed: u64, kind: FaultKind) -> Scenario {
+    let mut s = steady(seed);
+    s.duration = Duration::from_secs(8);
+    s.faults = vec![Fault { at: ms(1_000), duration: ms(3_000), kind, target: "search-0".to_owned() }];
+    s
+}
+
+fn count(r: &gauntlet_sim::RunReport, kind: &str, detail: &str) -> usize {
+    r.events.iter().filter(|e| e.kind == kind && e.detail.contains(detail)).count()
+}
+
+#[test]
+fn the_timeline_shows_breaker_transitions_reconnects_and_failovers() {
+    let r = run(&faulty(51, FaultKind::Brownout(1.0))).expect("runs");
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert!(count(&r, "breaker", "closed -> open") >= 1, "{:#?}", r.events);
+    assert!(count(&r, "breaker", "half-open -> closed") >= 1, "the breaker never closed again: {:#?}", r.events);
+    assert!(count(&r, "failover", "to search-") >= 1);
+    let times: Vec<u64> = r.events.iter().map(|e| e.t_us).collect();
+    assert!(times.is_sorted(), "the timeline is in time order");
+    let r = run(&faulty(51, FaultKind::Partition)).expect("runs");
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let search0 = |kind: &str| r.events.iter().filter(|e| e.kind == kind && e.server == "search-0").count();
+    assert_eq!(search0("disconnected"), 1, "{:#?}", r.events);
+    assert_eq!(search0("connected"), 2, "the first connect and the reconnect after repair");
+}
+
+#[test]
+fn the_breaker_checker_catches_a_client_that_ignores_its_breakers() {
+    let mut s = faulty(52, FaultKind::Brownout(1.0));
+    s.sabotage = Some(gauntlet_sim::Sabotage::IgnoreBreaker);
+    let r = run(&s).expect("runs");
+    let bypassed: Vec<_> =
+        r.violations.iter().filter(|v| matches!(v, gauntlet_sim::Violation::BreakerBypassed { .. })).collect();
+    assert!(!bypassed.is_empty(), "the checker missed calls through an open breaker: {:?}", r.violations);
+    // The honest client on the same world: its breaker opened and nothing passed it.
+    let honest = run(&faulty(52, FaultKind::Brownout(1.0))).expect("runs");
+    assert!(count(&honest, "breaker", "-> open") >= 1);
+    assert!(honest.violations.is_empty(), "{:?}", honest.violations);
+}
+
+/// Every call goes to all three replicas; `search-0` lies for the whole run.
+fn aggregated(seed: u64) -> Scenario {
+    let mut s = steady(seed);
+    s.duration = Duration::from_secs(3);
+    s.fleet[0].error_rate = 0.0;
+    s.fleet[0].service = ServiceTime::Uniform(ms(5), ms(15));
+    s.workload.mix = vec![("search__lookup".to_owned(), 1)];
+    s.workload.aggregate = Some(gauntlet_core::aggregate::Aggregation::Majority);
+    s.faults =
+        vec![Fault { at: ms(0), duration: ms(3_000), kind: FaultKind::Byzantine, target: "search-0".to_owned() }];
+    s
+}
+
+#[test]
+fn majority_aggregation_outvotes_a_lying_replica() {
+    let r = run(&aggregated(53)).expect("runs");
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert!(r.success_rate() > 0.99, "success {}", r.success_rate());
+    let answers: Vec<&str> = r
+        .calls
+        .iter()
+        .filter_map(|c| match &c.end {
+            Some(gauntlet_sim::CallEnd::Ok { answer: Some(a), .. }) => Some(a.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(answers.len() > 100);
+    assert!(answers.iter().all(|a| !a.contains("wrong")), "a lie got through");
+}
+
+#[test]
+fn the_majority_checker_catches_a_client_that_takes_the_first_answer() {
+    let mut s = aggregated(53);
+    s.sabotage = Some(gauntlet_sim::Sabotage::FirstAsMajority);
+    let r = run(&s).expect("runs");
+    let minority = r.violations.iter().filter(|v| matches!(v, gauntlet_sim::Violation::MinorityAnswer { .. })).count();
+    assert!(minority > 0, "the checker missed the liar's answers: {:?}", r.violations);
+}
+
+/// The only server is cut off for 2 s.
+fn lone_server_partitioned(seed: u64, policy: serde_json::Value) -> Scenario {
+    let mut s = steady(seed);
+    s.duration = Duration::from_secs(10);
+    s.fleet[0].count = 1;
+    s.fleet[0].error_rate = 0.0;
+    s.policy = policy;
+    s.recovery_bound = Duration::from_secs(4);
+    s.faults =
+        vec![Fault { at: ms(1_000), duration: ms(2_000), kind: FaultKind::Partition, target: "search-0".to_owned() }];
+    s
+}
+
+#[test]
+fn the_client_recovers_within_the_bound_after_the_last_fault_heals() {
+    let r = run(&lone_server_partitioned(54, json!({"callTimeout": "300ms"}))).expect("runs");
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let recovery = r.recovery_us.expect("recovered");
+    assert!(recovery <= 4_000_000, "recovery took {recovery} us");
+}
+
+#[test]
+fn the_liveness_checker_catches_a_client_whose_breaker_never_lets_the_server_back() {
+    let stuck = json!({"callTimeout": "300ms", "breakerOpenFor": "1h"});
+    let r = run(&lone_server_partitioned(54, stuck)).expect("runs");
+    assert!(
+        r.violations.iter().any(|v| matches!(v, gauntlet_sim::Violation::NotRecovered { .. })),
+        "the checker missed a client that never recovered: {:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn a_tool_list_change_reaches_the_client_and_is_undone() {
+    let mut s = steady(55);
+    s.duration = Duration::from_secs(6);
+    s.fleet[0].error_rate = 0.0;
+    s.faults = vec![Fault {
+        at: ms(1_000),
+        duration: ms(2_000),
+        kind: FaultKind::ListChange(vec![SimTool::safe("lookup")]),
+        target: "search".to_owned(),
+    }];
+    let r = run(&s).expect("runs");
+    let writes = |from: u64, to: u64| {
+        let w: Vec<_> =
+            r.calls.iter().filter(|c| c.tool == "search__write" && c.start_us >= from && c.start_us < to).collect();
+        (w.iter().filter(|c| c.is_ok()).count(), w.len())
+    };
+    let (ok_during, during) = writes(1_500_000, 3_000_000);
+    let (ok_after, after) = writes(3_500_000, 6_000_000);
+    assert!(during > 10 && ok_during == 0, "write was withdrawn: {ok_during} of {during} succeeded");
+    assert!(after > 10 && ok_after == after, "write came back: {ok_after} of {after} succeeded");
+    assert!(r.violations.iter().all(|v| !matches!(v, gauntlet_sim::Violation::Lost { .. })));
+}
+
+#[test]
+fn a_fleet_mixing_protocol_eras_serves_every_call() {
+    use gauntlet_sim::ProtocolEra;
+    let mut s = steady(56);
+    s.fleet[0].count = 1;
+    s.fleet[0].era = ProtocolEra::Legacy;
+    let mut modern = s.fleet[0].clone();
+    modern.group = "modern".to_owned();
+    modern.era = ProtocolEra::Modern;
+    s.fleet.push(modern);
+    s.workload.mix = vec![("search__lookup".to_owned(), 1), ("modern__lookup".to_owned(), 1)];
+    let r = run(&s).expect("runs");
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    for server in ["search-0", "modern-0"] {
+        assert!(served_by(&r, server, 0, 5_000_000) > 100, "{server} served too little");
+    }
+}
+
+#[test]
+fn a_server_warming_up_answers_slower_at_first() {
+    let mut s = steady(57);
+    s.fleet[0].service = ServiceTime::Constant(ms(10));
+    s.fleet[0].error_rate = 0.0;
+    // Started 2 s (the connect grace) before the workload: 5.5× slower at its start.
+    s.fleet[0].warmup = Some(Duration::from_secs(4));
+    let r = run(&s).expect("runs");
+    let median = |from: u64, to: u64| {
+        let mut t: Vec<u64> = r
+            .calls
+            .iter()
+            .filter(|c| c.start_us >= from && c.start_us < to)
+            .filter_map(gauntlet_sim::CallRecord::took_us)
+            .collect();
+        t.sort_unstable();
+        t[t.len() / 2]
+    };
+    let (cold, warm) = (median(0, 300_000), median(3_000_000, 5_000_000));
+    assert!(cold > 3 * warm, "cold {cold} us, warm {warm} us");
+}
+
+#[test]
+fn the_results_model_accounts_for_every_call_per_phase_per_server_and_per_bucket() {
+    let s = faulty(58, FaultKind::Partition);
+    let r = run(&s).expect("runs");
+    let result = gauntlet_sim::summarize(&s, &r);
+    assert_eq!(result.calls.total as usize, r.calls.len());
+    let names: Vec<&str> = result.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["warm-up", "fault", "recovery"]);
+    assert_eq!(result.phases.iter().map(|p| p.calls.total).sum::<u64>(), result.calls.total);
+    assert_eq!(result.series.iter().map(|b| b.started).sum::<u64>(), result.calls.total);
+    assert_eq!(result.servers.iter().map(|s| s.answered).sum::<u64>(), result.calls.ok);
+    let p = result.latency;
+    assert!(p.p50 <= p.p90 && p.p90 <= p.p99 && p.p99 <= p.max, "{p:?}");
+    assert!(result.retry_amplification >= 1.0);
+    assert_eq!(result.digest, r.digest);
 }

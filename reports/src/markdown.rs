@@ -1,0 +1,73 @@
+//! Markdown for people and CI step summaries, and the one-line summary of a run.
+
+use std::fmt::Write;
+
+use crate::model::{RunResult, Verdict};
+use crate::ms;
+
+/// One line per run: verdict, scenario, strategy, seed, calls, latency, amplification, recovery.
+pub fn summary_line(run: &RunResult) -> String {
+    let verdict = match run.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+    };
+    let recovery = run.recovery_ms.map(|r| format!(" recovery {}", ms(Some(r)))).unwrap_or_default();
+    format!(
+        "{verdict} {} [{}] seed {}: {} calls, {} ok, {} failed, {} lost; p50 {} p99 {}; retry x{:.2}{recovery}",
+        run.scenario,
+        run.strategy,
+        run.seed,
+        run.calls.total,
+        run.calls.ok,
+        run.calls.failed,
+        run.calls.lost,
+        ms(run.latency.p50),
+        ms(run.latency.p99),
+        run.retry_amplification,
+    )
+}
+
+/// A Markdown summary of `runs`: one table row per run, then what failed and how to replay it.
+pub fn markdown(title: &str, runs: &[RunResult]) -> String {
+    let passed = runs.iter().filter(|r| r.verdict == Verdict::Pass).count();
+    let mut out = String::new();
+    let _ = writeln!(out, "## {title}\n");
+    let _ = writeln!(out, "{passed} of {} runs passed.\n", runs.len());
+    out.push_str(
+        "| | scenario | strategy | seed | calls | success | lost | p50 | p99 | retry × | recovery | digest |\n",
+    );
+    out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for r in runs {
+        let mark = if r.verdict == Verdict::Pass { "✅" } else { "❌" };
+        let _ = writeln!(
+            out,
+            "| {mark} | {} | {} | {} | {} | {:.2} % | {} | {} | {} | {:.2} | {} | `{}` |",
+            r.scenario,
+            r.strategy,
+            r.seed,
+            r.calls.total,
+            r.calls.success_rate() * 100.0,
+            r.calls.lost,
+            ms(r.latency.p50),
+            ms(r.latency.p99),
+            r.retry_amplification,
+            ms(r.recovery_ms),
+            &r.digest[..r.digest.len().min(12)],
+        );
+    }
+    let failed: Vec<&RunResult> = runs.iter().filter(|r| r.verdict == Verdict::Fail).collect();
+    if !failed.is_empty() {
+        out.push_str("\n### Failures\n");
+        for r in failed {
+            let _ = writeln!(out, "\n**{}** [{}] seed {}", r.scenario, r.strategy, r.seed);
+            for v in &r.violations {
+                let _ = writeln!(out, "- violation: {v}");
+            }
+            for e in r.failed_expectations() {
+                let _ = writeln!(out, "- expected `{}` {}, measured {}", e.name, e.expected, e.measured);
+            }
+            let _ = writeln!(out, "- reproduce: `{}`", r.reproduce());
+        }
+    }
+    out
+}

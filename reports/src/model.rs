@@ -1,0 +1,181 @@
+//! The results model: what one simulated run produced, as plain serde data.
+//!
+//! The simulator fills it; renderers read it; `gauntlet report` can read it back from JSON.
+//! Times are milliseconds from the start of the workload, as `f64` (microsecond precision);
+//! no wall-clock value appears anywhere.
+
+use serde::{Deserialize, Serialize};
+
+/// The verdict of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every checker and every expectation held.
+    Pass,
+    /// A checker found a violation, or an expectation failed.
+    Fail,
+}
+
+/// How many logical calls ended how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calls {
+    /// Calls issued.
+    pub total: u64,
+    /// Calls that got a result (`isError` results included: the tool answered).
+    pub ok: u64,
+    /// Calls the client gave up on.
+    pub failed: u64,
+    /// Calls that never ended (a checker violation).
+    pub lost: u64,
+    /// Results with `isError: true`.
+    pub tool_errors: u64,
+}
+
+impl Calls {
+    /// `ok / total`, 1 when nothing was issued.
+    pub fn success_rate(&self) -> f64 {
+        if self.total == 0 { 1.0 } else { self.ok as f64 / self.total as f64 }
+    }
+}
+
+/// Latency percentiles of successful calls, in milliseconds (`None` with no such call).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// The median.
+    pub p50: Option<f64>,
+    /// The 90th percentile.
+    pub p90: Option<f64>,
+    /// The 99th percentile.
+    pub p99: Option<f64>,
+    /// The 99.9th percentile.
+    pub p999: Option<f64>,
+    /// The largest.
+    pub max: Option<f64>,
+    /// The mean.
+    pub mean: Option<f64>,
+}
+
+/// One phase of a run (warm-up, fault, recovery, or the scenario's own).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// Its name.
+    pub name: String,
+    /// Its start, in ms.
+    pub from_ms: f64,
+    /// Its end, in ms.
+    pub to_ms: f64,
+    /// Calls that started in it.
+    pub calls: Calls,
+    /// Their latency.
+    pub latency: Latency,
+}
+
+/// One simulated server's share of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    /// Its name.
+    pub name: String,
+    /// Its group.
+    pub group: String,
+    /// Logical calls it answered.
+    pub answered: u64,
+    /// Their latency, end to end.
+    pub latency: Latency,
+}
+
+/// One time bucket of the run, for plots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// The bucket's start, in ms.
+    pub t_ms: f64,
+    /// Calls started in it.
+    pub started: u64,
+    /// Of those, calls that got a result.
+    pub ok: u64,
+    /// Of those, calls that failed or were lost.
+    pub failed: u64,
+    /// Their median latency, in ms.
+    pub p50_ms: Option<f64>,
+    /// Their 99th percentile, in ms.
+    pub p99_ms: Option<f64>,
+}
+
+/// One entry of the event timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When, in µs from the start of the workload.
+    pub t_us: u64,
+    /// What: `fault-start`, `fault-end`, `breaker`, `ejected`, `restored`, `connected`,
+    /// `disconnected`, `failover`.
+    pub kind: String,
+    /// The server concerned.
+    pub server: String,
+    /// The rest (the fault's kind, a breaker's `from → to`, a failover's target).
+    pub detail: String,
+}
+
+/// One expectation of the scenario, checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Expectation {
+    /// What is measured (`success_rate`, `p99`, `recovery`, …).
+    pub name: String,
+    /// What was expected, as written (`>= 0.999`).
+    pub expected: String,
+    /// What was measured, in the same unit.
+    pub measured: String,
+    /// Whether it held.
+    pub pass: bool,
+}
+
+/// Everything one run (scenario × strategy × seed) produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The scenario's file, as given on the command line (empty when built in code).
+    pub file: String,
+    /// The seed.
+    pub seed: u64,
+    /// The balancing strategy of this run.
+    pub strategy: String,
+    /// The run's digest: the hash of its event log.
+    pub digest: String,
+    /// Pass or fail.
+    pub verdict: Verdict,
+    /// Call counts.
+    pub calls: Calls,
+    /// Attempts sent (hedges and retries included).
+    pub attempts: u64,
+    /// `attempts / total`: 1 when nothing was retried.
+    pub retry_amplification: f64,
+    /// Latency of successful calls.
+    pub latency: Latency,
+    /// Time from the last fault's end until the client served normally again, in ms
+    /// (`None` with no fault, or if it never did).
+    pub recovery_ms: Option<f64>,
+    /// Per phase.
+    pub phases: Vec<Phase>,
+    /// Per server.
+    pub servers: Vec<Server>,
+    /// Time-bucketed series.
+    pub series: Vec<Bucket>,
+    /// The event timeline.
+    pub events: Vec<Event>,
+    /// Broken safety or liveness rules.
+    pub violations: Vec<String>,
+    /// The scenario's expectations, checked.
+    pub expectations: Vec<Expectation>,
+}
+
+impl RunResult {
+    /// The command that replays this run.
+    pub fn reproduce(&self) -> String {
+        let file = if self.file.is_empty() { "<scenario.toml>" } else { &self.file };
+        format!("gauntlet run {file} --seed {} --strategy {}", self.seed, self.strategy)
+    }
+
+    /// The expectations that failed.
+    pub fn failed_expectations(&self) -> impl Iterator<Item = &Expectation> {
+        self.expectations.iter().filter(|e| !e.pass)
+    }
+}
