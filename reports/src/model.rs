@@ -146,7 +146,8 @@ pub struct RunResult {
     pub calls: Calls,
     /// Attempts sent (hedges and retries included).
     pub attempts: u64,
-    /// `attempts / total`: 1 when nothing was retried.
+    /// Attempts per call sent (calls that found no server to send to are not counted): 1 when
+    /// nothing was retried or hedged.
     pub retry_amplification: f64,
     /// Latency of successful calls.
     pub latency: Latency,

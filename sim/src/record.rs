@@ -90,6 +90,14 @@ fn stats<'a>(calls: impl Iterator<Item = &'a CallRecord>) -> (Calls, Histogram<u
     (counts, h)
 }
 
+/// Attempts per call that was sent at all: 1 when nothing was retried or hedged. Calls that
+/// never left the client (no server available) neither add load nor count.
+fn amplification(calls: &[CallRecord]) -> f64 {
+    let sent = calls.iter().filter(|c| c.attempts > 0).count() as u64;
+    let attempts: u64 = calls.iter().map(|c| u64::from(c.attempts)).sum();
+    if sent == 0 { 1.0 } else { attempts as f64 / sent as f64 }
+}
+
 /// The width of the series' buckets: about 120 of them, at least 100 ms.
 fn series_bucket(duration: Duration) -> u64 {
     (micros(duration) / 120).max(100_000).div_ceil(100_000) * 100_000
@@ -158,7 +166,7 @@ pub fn summarize(scenario: &Scenario, report: &RunReport) -> RunResult {
         verdict,
         calls,
         attempts: report.attempts,
-        retry_amplification: if calls.total == 0 { 1.0 } else { report.attempts as f64 / calls.total as f64 },
+        retry_amplification: amplification(&report.calls),
         latency: latency(&all),
         recovery_ms: report.recovery_us.map(|r| r as f64 / 1e3),
         phases,

@@ -256,7 +256,7 @@ pub fn client_config(scenario: &Scenario) -> Result<Config, SimError> {
             let entry = json!({
                 "type": "tcp",
                 "address": format!("{name}:{PORT}"),
-                "group": group.group,
+                "group": group.replica_set(),
                 "priority": group.priority,
                 "weight": group.weight,
                 "tags": group.tags,
@@ -317,6 +317,7 @@ pub(crate) fn world<'a>(scenario: &Scenario, limit: Duration) -> World<'a> {
             answers: answers.clone(),
             list_changed: Arc::default(),
             started: Arc::default(),
+            booted: Arc::default(),
         };
         knobs.insert(name.clone(), server.knobs.clone());
         list_changed.insert(name.clone(), server.list_changed.clone());

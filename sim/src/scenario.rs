@@ -72,6 +72,10 @@ pub enum ProtocolEra {
 pub struct ServerGroup {
     /// The group's name; servers are named `{group}-{i}`.
     pub group: String,
+    /// The client's replica set these servers join (`None`: the group's own name). Groups
+    /// sharing one back each other up, preferred by priority; their tools are exposed as
+    /// `{replica_set}__{tool}`.
+    pub replica_set: Option<String>,
     /// How many servers.
     pub count: u32,
     /// Their priority tier (higher preferred).
@@ -95,17 +99,24 @@ pub struct ServerGroup {
     pub tags: Vec<String>,
     /// The protocol era they speak.
     pub era: ProtocolEra,
-    /// Slow start: after a (re)start a server answers [`COLD_FACTOR`](crate::server::COLD_FACTOR)
-    /// times slower, ramping down to normal over this long.
+    /// Slow start: after a restart (the end of a crash) a server answers
+    /// [`COLD_FACTOR`](crate::server::COLD_FACTOR) times slower, ramping down to normal over
+    /// this long. Servers are warm when the run begins.
     pub warmup: Option<Duration>,
 }
 
 impl ServerGroup {
+    /// The client's replica set of these servers.
+    pub fn replica_set(&self) -> &str {
+        self.replica_set.as_deref().unwrap_or(&self.group)
+    }
+
     /// `count` servers named `{group}-{i}` offering `tools`, answering in `service`, with no
     /// errors, no capacity limit, weight 1, priority 0, both eras.
     pub fn new(group: &str, count: u32, tools: Vec<SimTool>, service: ServiceTime) -> ServerGroup {
         ServerGroup {
             group: group.to_owned(),
+            replica_set: None,
             count,
             priority: 0,
             tools,

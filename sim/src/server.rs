@@ -91,8 +91,10 @@ pub(crate) struct SimServer {
     pub(crate) answers: Answers,
     /// Rung from the outer step loop when the tool list changed.
     pub(crate) list_changed: Arc<tokio::sync::Notify>,
-    /// When the host last (re)started.
+    /// When the host last restarted (`None`: it never did; it was warm when the run began).
     pub(crate) started: Arc<Mutex<Option<tokio::time::Instant>>>,
+    /// Whether the host has booted once.
+    pub(crate) booted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SimServer {
@@ -101,7 +103,7 @@ impl SimServer {
         self.knobs.lock().expect("knobs").tools.clone().unwrap_or_else(|| self.group.tools.clone())
     }
 
-    /// How much slower than normal a call is now (slow start after a (re)start).
+    /// How much slower than normal a call is now (slow start after a restart).
     fn cold_factor(&self) -> f64 {
         let (Some(warmup), Some(started)) = (self.group.warmup, *self.started.lock().expect("started")) else {
             return 1.0;
@@ -217,7 +219,9 @@ impl ServerHandler for SimServer {
 
 /// A server host's main: accept connections and serve each with rmcp. Re-run on restart.
 pub(crate) async fn serve(server: SimServer) -> Result<(), Box<dyn std::error::Error>> {
-    *server.started.lock().expect("started") = Some(tokio::time::Instant::now());
+    if server.booted.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        *server.started.lock().expect("started") = Some(tokio::time::Instant::now());
+    }
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
     let peers: Arc<Mutex<Vec<Peer<RoleServer>>>> = Arc::default();
     // Tell every connected client when a fault changes the tool list.

@@ -406,25 +406,34 @@ fn a_fleet_mixing_protocol_eras_serves_every_call() {
 }
 
 #[test]
-fn a_server_warming_up_answers_slower_at_first() {
+fn a_server_warming_up_after_a_restart_answers_slower_at_first() {
     let mut s = steady(57);
+    s.duration = Duration::from_secs(8);
+    s.fleet[0].count = 1;
     s.fleet[0].service = ServiceTime::Constant(ms(10));
     s.fleet[0].error_rate = 0.0;
-    // Started 2 s (the connect grace) before the workload: 5.5× slower at its start.
     s.fleet[0].warmup = Some(Duration::from_secs(4));
+    s.policy = json!({"callTimeout": "1s", "breakerOpenFor": "200ms"});
+    s.faults =
+        vec![Fault { at: ms(1_000), duration: ms(1_000), kind: FaultKind::Crash, target: "search-0".to_owned() }];
     let r = run(&s).expect("runs");
     let median = |from: u64, to: u64| {
         let mut t: Vec<u64> = r
             .calls
             .iter()
-            .filter(|c| c.start_us >= from && c.start_us < to)
+            .filter(|c| c.is_ok() && c.start_us >= from && c.start_us < to)
             .filter_map(gauntlet_sim::CallRecord::took_us)
             .collect();
         t.sort_unstable();
         t[t.len() / 2]
     };
-    let (cold, warm) = (median(0, 300_000), median(3_000_000, 5_000_000));
-    assert!(cold > 3 * warm, "cold {cold} us, warm {warm} us");
+    // Warm before the crash; restarted at 2 s, cold (10x) and warming until 6 s. The client
+    // is back once it reconnects (after its backoff): take the first 500 ms from then.
+    let back = r.calls.iter().filter(|c| c.is_ok() && c.start_us > 2_000_000).map(|c| c.start_us).min().expect("back");
+    assert!(back < 4_000_000, "reconnected at {back} us");
+    let (before, cold, warm) = (median(0, 900_000), median(back, back + 500_000), median(6_500_000, 8_000_000));
+    assert!(cold > 4 * warm, "cold {cold} us, warm {warm} us");
+    assert!(before < 2 * warm, "warm from the start: {before} us vs {warm} us");
 }
 
 #[test]
