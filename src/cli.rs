@@ -20,6 +20,80 @@ pub(crate) enum Command {
     /// Connect to real MCP servers: show the federated catalog and health, drive calls with a
     /// chosen policy, print latency percentiles.
     Probe(ProbeArgs),
+    /// Run every scenario of a suite (default: `scenarios/`, else the bundled suite).
+    Suite(SuiteArgs),
+    /// Run one scenario file.
+    Run(RunArgs),
+    /// Run one scenario under several strategies, side by side.
+    Compare(CompareArgs),
+    /// Check scenario files without running them.
+    Validate(ValidateArgs),
+}
+
+/// Where results go.
+#[derive(Debug, clap::Args)]
+pub(crate) struct OutputArgs {
+    /// Write each run's results JSON and a Markdown summary into this directory.
+    #[arg(long)]
+    pub(crate) out: Option<std::path::PathBuf>,
+    /// Write a JUnit XML report (one test case per scenario × strategy × seed).
+    #[arg(long)]
+    pub(crate) junit: Option<std::path::PathBuf>,
+    /// Scenario runs at once (default: the machine's cores).
+    #[arg(long)]
+    pub(crate) jobs: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SuiteArgs {
+    /// Scenario files and directories of them.
+    pub(crate) paths: Vec<std::path::PathBuf>,
+    /// Run this many seeds of each scenario (from its own seed).
+    #[arg(long)]
+    pub(crate) seeds: Option<u64>,
+    /// Run only shard K of N (`K/N`, 1-based): a deterministic split for CI matrices.
+    #[arg(long)]
+    pub(crate) shard: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The scenario file.
+    pub(crate) file: std::path::PathBuf,
+    /// Run this seed only.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Run this strategy only.
+    #[arg(long)]
+    pub(crate) strategy: Option<String>,
+    /// Run this many seeds (from the file's seed, or --seed).
+    #[arg(long)]
+    pub(crate) seeds: Option<u64>,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompareArgs {
+    /// The scenario file.
+    pub(crate) file: std::path::PathBuf,
+    /// Comma-separated strategies (default: the file's matrix, else every built-in one).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) strategies: Vec<String>,
+    /// The seed (default: the file's).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ValidateArgs {
+    /// Scenario files and directories of them.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -9,6 +9,8 @@
 //! scenario and seed give the same digest, in any process.
 
 pub mod baseline;
+pub mod expect;
+pub mod file;
 pub mod record;
 pub mod run;
 pub mod scenario;

@@ -3,4 +3,5 @@
 mod cli;
 mod client;
 mod everything;
+mod suite;
 mod support;

@@ -1,0 +1,394 @@
+//! Expectations of a scenario file, checked against the results of its runs.
+//!
+//! A bound is written `"<op> <value>"` (`">= 0.999"`, `"<= 250ms"`); a comparison between
+//! strategies of the scenario's matrix is written `"<a>.<metric> <op> [<factor> *] <b>.<metric>"`
+//! (`"p2c-peak-ewma.p99 < 0.5 * round-robin.p99"`).
+
+use std::fmt;
+use std::time::Duration;
+
+use gauntlet_reports::{Expectation, Latency, RunResult};
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+}
+
+impl Op {
+    fn parse(text: &str) -> Option<(Op, &str)> {
+        let text = text.trim_start();
+        for (sym, op) in [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt)] {
+            if let Some(rest) = text.strip_prefix(sym) {
+                return Some((op, rest.trim()));
+            }
+        }
+        None
+    }
+
+    fn holds(self, left: f64, right: f64) -> bool {
+        match self {
+            Op::Lt => left < right,
+            Op::Le => left <= right,
+            Op::Gt => left > right,
+            Op::Ge => left >= right,
+            Op::Eq => (left - right).abs() <= f64::EPSILON * left.abs().max(right.abs()).max(1.0),
+        }
+    }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Eq => "==",
+        }
+    }
+}
+
+/// What a metric measures, and so how its values are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A fraction in `[0, 1]`.
+    Rate,
+    /// A duration, held in milliseconds.
+    Millis,
+    /// A plain ratio (`>= 1`).
+    Ratio,
+}
+
+/// A metric of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Calls with a result over calls issued.
+    SuccessRate,
+    /// A latency percentile of successful calls: 50, 90, 99 or 999 (99.9).
+    Percentile(u16),
+    /// Attempts over calls.
+    RetryAmplification,
+    /// Time from the last fault's end until the client served normally again.
+    Recovery,
+}
+
+impl Metric {
+    /// Parses a metric's name.
+    pub fn parse(name: &str) -> Option<Metric> {
+        Some(match name {
+            "success_rate" => Metric::SuccessRate,
+            "p50" => Metric::Percentile(50),
+            "p90" => Metric::Percentile(90),
+            "p99" => Metric::Percentile(99),
+            "p999" => Metric::Percentile(999),
+            "retry_amplification" => Metric::RetryAmplification,
+            "recovery" => Metric::Recovery,
+            _ => return None,
+        })
+    }
+
+    /// Its unit.
+    pub fn unit(self) -> Unit {
+        match self {
+            Metric::SuccessRate => Unit::Rate,
+            Metric::Percentile(_) | Metric::Recovery => Unit::Millis,
+            Metric::RetryAmplification => Unit::Ratio,
+        }
+    }
+
+    fn of_latency(self, l: &Latency) -> Option<f64> {
+        match self {
+            Metric::Percentile(50) => l.p50,
+            Metric::Percentile(90) => l.p90,
+            Metric::Percentile(99) => l.p99,
+            Metric::Percentile(_) => l.p999,
+            _ => None,
+        }
+    }
+
+    /// Its value in `run` (`None`: not measured, e.g. no successful call, or no recovery).
+    pub fn measure(self, run: &RunResult) -> Option<f64> {
+        match self {
+            Metric::SuccessRate => Some(run.calls.success_rate()),
+            Metric::Percentile(_) => self.of_latency(&run.latency),
+            Metric::RetryAmplification => Some(run.retry_amplification),
+            Metric::Recovery => run.recovery_ms,
+        }
+    }
+
+    /// Formats a value of this metric.
+    pub fn show(self, value: Option<f64>) -> String {
+        match (self.unit(), value) {
+            (_, None) => "not measured".to_owned(),
+            (Unit::Millis, Some(v)) => gauntlet_reports::ms(Some(v)),
+            (Unit::Rate, Some(v)) => format!("{v:.4}"),
+            (Unit::Ratio, Some(v)) => format!("{v:.3}"),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Metric::SuccessRate => f.write_str("success_rate"),
+            Metric::Percentile(p) => write!(f, "p{p}"),
+            Metric::RetryAmplification => f.write_str("retry_amplification"),
+            Metric::Recovery => f.write_str("recovery"),
+        }
+    }
+}
+
+/// A bound on a metric: `op value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bound {
+    /// The operator.
+    pub op: Op,
+    /// The value (milliseconds for durations).
+    pub value: f64,
+    /// As written.
+    pub text: String,
+}
+
+impl Bound {
+    /// Parses `"<op> <value>"` for a metric of `unit`.
+    pub fn parse(text: &str, unit: Unit) -> Result<Bound, String> {
+        let Some((op, value)) = Op::parse(text) else {
+            return Err(format!("`{text}` does not start with one of <, <=, >, >=, =="));
+        };
+        let value = parse_value(value, unit)?;
+        Ok(Bound { op, value, text: text.trim().to_owned() })
+    }
+
+    /// Whether `measured` satisfies it.
+    pub fn holds(&self, measured: f64) -> bool {
+        self.op.holds(measured, self.value)
+    }
+
+    /// The smallest and largest values it allows.
+    fn range(&self) -> (f64, f64) {
+        match self.op {
+            Op::Lt | Op::Le => (f64::NEG_INFINITY, self.value),
+            Op::Gt | Op::Ge => (self.value, f64::INFINITY),
+            Op::Eq => (self.value, self.value),
+        }
+    }
+}
+
+fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
+    match unit {
+        Unit::Millis => {
+            let d = humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e})"))?;
+            Ok(d.as_secs_f64() * 1e3)
+        }
+        Unit::Rate => {
+            let v: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{v} is not a rate in [0, 1]"));
+            }
+            Ok(v)
+        }
+        Unit::Ratio => {
+            let v: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("{v} is not a non-negative number"));
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// `a.metric op [factor *] b.metric`: strategy `a` measured against strategy `b` on the same
+/// world and seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    /// The left strategy.
+    pub left: String,
+    /// The metric compared.
+    pub metric: Metric,
+    /// The operator.
+    pub op: Op,
+    /// The factor applied to the right side.
+    pub factor: f64,
+    /// The right strategy.
+    pub right: String,
+    /// As written.
+    pub text: String,
+}
+
+impl Comparison {
+    /// Parses `"a.metric op [factor *] b.metric"`.
+    pub fn parse(text: &str) -> Result<Comparison, String> {
+        let shape = || format!("`{text}` is not `<strategy>.<metric> <op> [<factor> *] <strategy>.<metric>`");
+        let split = text.find(['<', '>', '=']).ok_or_else(shape)?;
+        let (lhs, rest) = text.split_at(split);
+        let (op, rhs) = Op::parse(rest).ok_or_else(shape)?;
+        let (factor, rhs) = match rhs.split_once('*') {
+            Some((f, r)) => (f.trim().parse::<f64>().map_err(|_| format!("`{}` is not a factor", f.trim()))?, r),
+            None => (1.0, rhs),
+        };
+        let side = |s: &str| -> Result<(String, Metric), String> {
+            let (strategy, metric) = s.trim().rsplit_once('.').ok_or_else(shape)?;
+            let metric = Metric::parse(metric).ok_or_else(|| format!("`{metric}` is not a metric ({METRICS})"))?;
+            Ok((strategy.to_owned(), metric))
+        };
+        let (left, metric) = side(lhs)?;
+        let (right, right_metric) = side(rhs)?;
+        if metric != right_metric {
+            return Err(format!("`{text}` compares {metric} with {right_metric}"));
+        }
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(format!("the factor {factor} must be positive"));
+        }
+        Ok(Comparison { left, metric, op, factor, right, text: text.trim().to_owned() })
+    }
+}
+
+/// The metrics a bound or comparison can name.
+pub const METRICS: &str = "success_rate, p50, p90, p99, p999, retry_amplification, recovery";
+
+/// Bounds on the metrics of one run, or of one phase of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bounds(pub Vec<(Metric, Bound)>);
+
+impl Bounds {
+    /// A contradiction among them, if any: a lower bound on a percentile above an upper bound
+    /// on a higher one (p50 >= 100ms with p99 <= 50ms can never hold).
+    pub fn contradiction(&self) -> Option<String> {
+        for (m1, b1) in &self.0 {
+            for (m2, b2) in &self.0 {
+                if let (Metric::Percentile(p1), Metric::Percentile(p2)) = (m1, m2)
+                    && p1 <= p2
+                    && b1.range().0 > b2.range().1
+                {
+                    return Some(format!("{m1} {} and {m2} {} cannot both hold", b1.text, b2.text));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A scenario's expectations.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Expectations {
+    /// The most calls that may be lost (the checker already demands 0; this can only say 0).
+    pub lost: u64,
+    /// Bounds on the whole run.
+    pub run: Bounds,
+    /// Bounds per named phase.
+    pub phases: Vec<(String, Bounds)>,
+    /// Comparisons between strategies.
+    pub compare: Vec<Comparison>,
+}
+
+fn check_bound(name: String, metric: Metric, bound: &Bound, measured: Option<f64>) -> Expectation {
+    Expectation {
+        name,
+        expected: bound.text.clone(),
+        measured: metric.show(measured),
+        pass: measured.is_some_and(|m| bound.holds(m)),
+    }
+}
+
+impl Expectations {
+    /// Checks the bounds on one run.
+    pub fn check(&self, run: &RunResult) -> Vec<Expectation> {
+        let mut out = vec![Expectation {
+            name: "lost".to_owned(),
+            expected: format!("<= {}", self.lost),
+            measured: run.calls.lost.to_string(),
+            pass: run.calls.lost <= self.lost,
+        }];
+        for (metric, bound) in &self.run.0 {
+            out.push(check_bound(metric.to_string(), *metric, bound, metric.measure(run)));
+        }
+        for (phase, bounds) in &self.phases {
+            let p = run.phases.iter().find(|p| p.name == *phase);
+            for (metric, bound) in &bounds.0 {
+                let measured = p.and_then(|p| match metric {
+                    Metric::SuccessRate => Some(p.calls.success_rate()),
+                    _ => metric.of_latency(&p.latency),
+                });
+                out.push(check_bound(format!("{phase}.{metric}"), *metric, bound, measured));
+            }
+        }
+        out
+    }
+
+    /// Checks the comparisons whose left side is `strategy`, given the runs of every strategy
+    /// on the same world and seed.
+    pub fn compare(&self, strategy: &str, runs: &[&RunResult]) -> Vec<Expectation> {
+        let of = |s: &str| runs.iter().find(|r| r.strategy == s);
+        self.compare
+            .iter()
+            .filter(|c| c.left == strategy)
+            .map(|c| {
+                let left = of(&c.left).and_then(|r| c.metric.measure(r));
+                let right = of(&c.right).and_then(|r| c.metric.measure(r));
+                let pass = matches!((left, right), (Some(l), Some(r)) if c.op.holds(l, c.factor * r));
+                Expectation {
+                    name: format!("{}.{} vs {}", c.left, c.metric, c.right),
+                    expected: c.text.clone(),
+                    measured: format!(
+                        "{} {} {}{}",
+                        c.metric.show(left),
+                        if pass { c.op.symbol() } else { "vs" },
+                        if c.factor == 1.0 { String::new() } else { format!("{} * ", c.factor) },
+                        c.metric.show(right)
+                    ),
+                    pass,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A duration as scenario files write it (`"250ms"`, `"1m 30s"`), positive.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e})"))?;
+    if d.is_zero() {
+        return Err(format!("`{text}` is zero: a duration must be positive"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_parse_their_operator_and_unit() {
+        let b = Bound::parse("<= 250ms", Unit::Millis).expect("parses");
+        assert_eq!((b.op, b.value), (Op::Le, 250.0));
+        assert!(b.holds(250.0) && !b.holds(250.1));
+        assert!(Bound::parse(">= 1.5", Unit::Rate).is_err());
+        assert!(Bound::parse("about 3", Unit::Ratio).is_err());
+    }
+
+    #[test]
+    fn comparisons_parse_factors_and_reject_mixed_metrics() {
+        let c = Comparison::parse("p2c-peak-ewma.p99 < 0.2 * round-robin.p99").expect("parses");
+        assert_eq!((c.left.as_str(), c.right.as_str(), c.factor), ("p2c-peak-ewma", "round-robin", 0.2));
+        assert_eq!(c.metric, Metric::Percentile(99));
+        assert!(Comparison::parse("a.p99 < b.p50").is_err());
+        assert!(Comparison::parse("a.p99 b.p99").is_err());
+    }
+
+    #[test]
+    fn a_lower_bound_on_a_low_percentile_above_an_upper_bound_on_a_high_one_is_a_contradiction() {
+        let b = |m: &str, t: &str| {
+            let m = Metric::parse(m).expect("metric");
+            (m, Bound::parse(t, m.unit()).expect("bound"))
+        };
+        assert!(Bounds(vec![b("p50", ">= 100ms"), b("p99", "<= 50ms")]).contradiction().is_some());
+        assert!(Bounds(vec![b("p50", "<= 100ms"), b("p99", "<= 50ms")]).contradiction().is_none());
+    }
+}

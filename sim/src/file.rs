@@ -1,0 +1,889 @@
+//! Scenario files: TOML, checked at the edge. Every error is `file:line:col: message`, with a
+//! hint where one helps; nothing in a file can make the harness panic.
+//!
+//! The format is documented field by field in `scenarios/README.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+use std::time::Duration;
+
+use gauntlet_core::aggregate::Aggregation;
+use gauntlet_core::balance::Strategy;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, duration};
+use crate::scenario::{
+    Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
+};
+
+/// What is wrong with a scenario file, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileError {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when there is something to say.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// A checked scenario file: the world, the runs it asks for, and what must hold.
+#[derive(Clone, Debug)]
+pub struct ScenarioFile {
+    /// The file, as given.
+    pub file: String,
+    /// The hypothesis, one paragraph.
+    pub description: String,
+    /// The scenario with the first seed and the policy's strategy.
+    pub scenario: Scenario,
+    /// The seeds to run.
+    pub seeds: Vec<u64>,
+    /// The strategies to run (the matrix, or the policy's one).
+    pub strategies: Vec<String>,
+    /// What must hold.
+    pub expect: Expectations,
+}
+
+impl ScenarioFile {
+    /// The scenario for one seed and strategy.
+    pub fn scenario(&self, seed: u64, strategy: &str) -> Scenario {
+        let mut s = self.scenario.clone();
+        s.seed = seed;
+        if let Some(map) = s.policy.as_object_mut() {
+            map.insert("balancer".to_owned(), json!(strategy));
+        }
+        s
+    }
+
+    /// `count` seeds from the file's first.
+    pub fn with_seeds(mut self, count: u64) -> ScenarioFile {
+        let first = self.seeds.first().copied().unwrap_or(1);
+        self.seeds = (0..count).map(|i| first.wrapping_add(i)).collect();
+        self
+    }
+}
+
+// The raw shape, as serde reads it. Unknown keys are errors.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: String,
+    description: String,
+    seed: Option<u64>,
+    seeds: Option<u64>,
+    duration: String,
+    tick: Option<String>,
+    recovery_bound: Option<String>,
+    trusted: Option<bool>,
+    fleet: Vec<RawGroup>,
+    #[serde(default)]
+    client: RawClient,
+    matrix: Option<RawMatrix>,
+    workload: RawWorkload,
+    #[serde(default)]
+    phase: Vec<RawPhase>,
+    #[serde(default)]
+    fault: Vec<RawFault>,
+    #[serde(default)]
+    expect: RawExpect,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    group: String,
+    replica_set: Option<String>,
+    count: Option<u32>,
+    priority: Option<u32>,
+    weight: Option<u32>,
+    #[serde(default)]
+    tags: Vec<String>,
+    era: Option<String>,
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    unsafe_tools: Vec<String>,
+    #[serde(default)]
+    mislabeled_tools: Vec<String>,
+    latency: Option<RawLatency>,
+    error_rate: Option<f64>,
+    wrong_rate: Option<f64>,
+    capacity: Option<u32>,
+    queue: Option<u32>,
+    warmup: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLatency {
+    constant: Option<String>,
+    min: Option<String>,
+    max: Option<String>,
+    median: Option<String>,
+    p99: Option<String>,
+    pareto_min: Option<String>,
+    alpha: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    balancer: Option<String>,
+    priority_threshold: Option<f64>,
+    namespacing: Option<String>,
+    max_attempts: Option<u32>,
+    retry_budget: Option<f64>,
+    hedge_after: Option<String>,
+    call_timeout: Option<String>,
+    connect_timeout: Option<String>,
+    health_interval: Option<String>,
+    breaker_failures: Option<u32>,
+    breaker_open_for: Option<String>,
+    slow_start: Option<String>,
+    max_concurrency: Option<u32>,
+    queue: Option<u32>,
+    result_cache_ttl: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatrix {
+    balancer: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    arrivals: RawArrivals,
+    mix: Vec<RawMix>,
+    deadline: Option<String>,
+    aggregate: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArrivals {
+    poisson: Option<f64>,
+    callers: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMix {
+    tool: String,
+    weight: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    name: String,
+    from: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    at: String,
+    #[serde(rename = "for")]
+    lasts: Option<String>,
+    every: Option<String>,
+    kind: String,
+    target: String,
+    latency: Option<String>,
+    rate: Option<f64>,
+    tool: Option<String>,
+    extra: Option<String>,
+    tools: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    lost: Option<u64>,
+    success_rate: Option<String>,
+    p50: Option<String>,
+    p90: Option<String>,
+    p99: Option<String>,
+    p999: Option<String>,
+    retry_amplification: Option<String>,
+    recovery: Option<String>,
+    #[serde(default)]
+    phase: BTreeMap<String, RawPhaseExpect>,
+    #[serde(default)]
+    compare: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhaseExpect {
+    success_rate: Option<String>,
+    p50: Option<String>,
+    p90: Option<String>,
+    p99: Option<String>,
+    p999: Option<String>,
+}
+
+/// A step of a path into the document: a key or an array index.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+use Seg::{Index, Key};
+
+/// Finds where a path's value is written, to point errors at it.
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+    root: Option<toml::Spanned<toml::de::DeTable<'a>>>,
+}
+
+impl<'a> Locator<'a> {
+    fn new(file: &'a str, text: &'a str) -> Locator<'a> {
+        Locator { file, text, root: toml::de::DeTable::parse(text).ok() }
+    }
+
+    fn span(&self, path: &[Seg<'_>]) -> Option<Range<usize>> {
+        let root = self.root.as_ref()?;
+        let (first, rest) = path.split_first()?;
+        let Key(first) = first else { return None };
+        let mut value = root.get_ref().get(*first)?;
+        for seg in rest {
+            value = match seg {
+                Key(k) => value.get_ref().get(*k)?,
+                Index(i) => value.get_ref().get(*i)?,
+            };
+        }
+        Some(value.span())
+    }
+
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    fn error_at(&self, offset: usize, message: String, hint: Option<String>) -> FileError {
+        let (line, col) = self.position(offset);
+        FileError { file: self.file.to_owned(), line, col, message, hint }
+    }
+
+    /// An error at `path`'s value (at the start of the file if the path is not written).
+    fn at(&self, path: &[Seg<'_>], message: impl Into<String>) -> FileError {
+        let offset = self.span(path).map_or(0, |s| s.start);
+        self.error_at(offset, message.into(), None)
+    }
+
+    fn hint(&self, path: &[Seg<'_>], message: impl Into<String>, hint: impl Into<String>) -> FileError {
+        let mut e = self.at(path, message);
+        e.hint = Some(hint.into());
+        e
+    }
+}
+
+/// The fault kinds, as files spell them.
+pub const FAULT_KINDS: &str =
+    "partition, one-way, hold, crash, restart, latency, loss, brownout, byzantine, slow-tool, list-change";
+
+/// The most servers a fleet may have: turmoil's cost grows with the square of the hosts.
+pub const MAX_SERVERS: u32 = 32;
+/// The longest simulated duration of one run.
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+
+/// Parses and checks a scenario file's `text`; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<ScenarioFile, FileError> {
+    let loc = Locator::new(file, text);
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let message = e.message().trim().replace('\n', " ");
+        let hint = message
+            .contains("unknown field")
+            .then(|| "see scenarios/README.md for every key a scenario file may have".to_owned());
+        loc.error_at(offset, message, hint)
+    })?;
+    check(&loc, &raw)
+}
+
+fn dur(loc: &Locator<'_>, path: &[Seg<'_>], text: &str) -> Result<Duration, FileError> {
+    duration(text).map_err(|m| loc.hint(path, m, "durations are written like \"250ms\", \"5s\" or \"1m 30s\""))
+}
+
+fn rate(loc: &Locator<'_>, path: &[Seg<'_>], value: f64) -> Result<f64, FileError> {
+    if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(loc.at(path, format!("{value} is not a rate in [0, 1]"))) }
+}
+
+fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
+    if raw.name.trim().is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(loc.hint(
+            &[Key("name")],
+            format!("`{}` is not a scenario name", raw.name),
+            "use letters, digits, `-` and `_`",
+        ));
+    }
+    if raw.description.trim().is_empty() {
+        return Err(loc.hint(
+            &[Key("description")],
+            "the description is empty",
+            "say what the scenario shows: its hypothesis",
+        ));
+    }
+    let duration = dur(loc, &[Key("duration")], &raw.duration)?;
+    if duration > MAX_DURATION {
+        return Err(loc.at(&[Key("duration")], format!("{duration:?} is longer than the limit of {MAX_DURATION:?}")));
+    }
+    let tick = match &raw.tick {
+        Some(t) => dur(loc, &[Key("tick")], t)?,
+        None => Duration::from_millis(1),
+    };
+    if tick > Duration::from_millis(100) {
+        return Err(loc.at(&[Key("tick")], "a tick longer than 100ms cannot resolve call latencies"));
+    }
+    let fleet = fleet(loc, &raw.fleet)?;
+    let seed = raw.seed.unwrap_or(1);
+    let seeds = match raw.seeds {
+        Some(0) => return Err(loc.at(&[Key("seeds")], "a sweep needs at least one seed")),
+        Some(n) if n > 10_000 => return Err(loc.at(&[Key("seeds")], "more than 10,000 seeds")),
+        Some(n) => (0..n).map(|i| seed.wrapping_add(i)).collect(),
+        None => vec![seed],
+    };
+    let (policy, strategy) = client(loc, &raw.client)?;
+    let strategies = match &raw.matrix {
+        None => vec![strategy],
+        Some(m) => {
+            if m.balancer.is_empty() {
+                return Err(loc.at(&[Key("matrix"), Key("balancer")], "the matrix names no strategy"));
+            }
+            let mut out: Vec<String> = Vec::new();
+            for (i, b) in m.balancer.iter().enumerate() {
+                let path = [Key("matrix"), Key("balancer"), Index(i)];
+                let s = strategy_named(loc, &path, b)?;
+                if out.contains(&s) {
+                    return Err(loc.at(&path, format!("`{b}` is in the matrix twice")));
+                }
+                out.push(s);
+            }
+            out
+        }
+    };
+    let mut scenario = Scenario::new(&raw.name, seed, duration, fleet, workload(loc, &raw.workload)?);
+    scenario.tick = tick;
+    scenario.policy = policy;
+    scenario.trusted = raw.trusted.unwrap_or(true);
+    if let Some(bound) = &raw.recovery_bound {
+        scenario.recovery_bound = dur(loc, &[Key("recovery_bound")], bound)?;
+    }
+    check_mix(loc, &scenario)?;
+    scenario.faults = faults(loc, &raw.fault, &scenario)?;
+    scenario.phases = phases(loc, &raw.phase, duration)?;
+    // The whole client configuration, as the client will check it.
+    crate::run::client_config(&scenario).map_err(|e| loc.at(&[Key("client")], e.to_string()))?;
+    let expect = expectations(loc, &raw.expect, &scenario, &strategies)?;
+    Ok(ScenarioFile {
+        file: loc.file.to_owned(),
+        description: raw.description.trim().to_owned(),
+        scenario,
+        seeds,
+        strategies,
+        expect,
+    })
+}
+
+fn strategy_named(loc: &Locator<'_>, path: &[Seg<'_>], name: &str) -> Result<String, FileError> {
+    Strategy::from_str(name).map(|s| s.name().to_owned()).map_err(|_| {
+        let all: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+        loc.hint(path, format!("`{name}` is not a balancing strategy"), format!("one of {}", all.join(", ")))
+    })
+}
+
+fn fleet(loc: &Locator<'_>, raw: &[RawGroup]) -> Result<Vec<ServerGroup>, FileError> {
+    if raw.is_empty() {
+        return Err(loc.hint(&[], "the fleet is empty", "add a `[[fleet]]` group with `group`, `count` and `tools`"));
+    }
+    let mut out: Vec<ServerGroup> = Vec::new();
+    let mut servers = 0u32;
+    for (i, g) in raw.iter().enumerate() {
+        let at = |key| [Key("fleet"), Index(i), Key(key)];
+        if g.group.is_empty() || !g.group.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(loc.hint(
+                &at("group"),
+                format!("`{}` is not a group name", g.group),
+                "use letters, digits and `_`",
+            ));
+        }
+        if out.iter().any(|o| o.group == g.group) {
+            return Err(loc.at(&at("group"), format!("the group `{}` is defined twice", g.group)));
+        }
+        let count = g.count.unwrap_or(1);
+        if count == 0 {
+            return Err(loc.at(&at("count"), "a group needs at least one server"));
+        }
+        servers += count;
+        if servers > MAX_SERVERS {
+            return Err(loc.at(&at("count"), format!("the fleet has more than {MAX_SERVERS} servers")));
+        }
+        let mut tools: Vec<SimTool> = g.tools.iter().map(|t| SimTool::safe(t)).collect();
+        tools.extend(g.unsafe_tools.iter().map(|t| SimTool::unsafe_(t)));
+        tools.extend(g.mislabeled_tools.iter().map(|t| SimTool { idempotent: true, ..SimTool::unsafe_(t) }));
+        if tools.is_empty() {
+            return Err(loc.at(&[Key("fleet"), Index(i)], format!("the group `{}` offers no tool", g.group)));
+        }
+        let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(loc.at(&at("tools"), format!("the tool `{}` is listed twice", w[0])));
+        }
+        if let Some(t) = names.iter().find(|t| t.is_empty() || t.len() > 64) {
+            return Err(loc.at(&at("tools"), format!("`{t}` is not a tool name (1 to 64 characters)")));
+        }
+        let mut group = ServerGroup::new(&g.group, count, tools, service(loc, i, g.latency.as_ref())?);
+        if let Some(set) = &g.replica_set
+            && (set.is_empty() || !set.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(loc.hint(
+                &at("replica_set"),
+                format!("`{set}` is not a replica set name"),
+                "use letters, digits and `_`",
+            ));
+        }
+        group.replica_set.clone_from(&g.replica_set);
+        group.priority = g.priority.unwrap_or(0);
+        group.weight = g.weight.unwrap_or(1);
+        if group.weight == 0 {
+            return Err(loc.at(&at("weight"), "a weight must be positive"));
+        }
+        group.tags.clone_from(&g.tags);
+        group.era = match g.era.as_deref() {
+            None | Some("both") => ProtocolEra::Both,
+            Some("legacy") => ProtocolEra::Legacy,
+            Some("modern") => ProtocolEra::Modern,
+            Some(other) => {
+                return Err(loc.hint(&at("era"), format!("`{other}` is not a protocol era"), "legacy, modern or both"));
+            }
+        };
+        group.error_rate = rate(loc, &at("error_rate"), g.error_rate.unwrap_or(0.0))?;
+        group.wrong_rate = rate(loc, &at("wrong_rate"), g.wrong_rate.unwrap_or(0.0))?;
+        if g.capacity == Some(0) {
+            return Err(loc.at(&at("capacity"), "a capacity must be positive"));
+        }
+        group.capacity = g.capacity;
+        group.queue = g.queue.unwrap_or(0);
+        if g.queue.is_some() && g.capacity.is_none() {
+            return Err(loc.at(&at("queue"), "a queue needs a `capacity`"));
+        }
+        group.warmup = g.warmup.as_deref().map(|w| dur(loc, &at("warmup"), w)).transpose()?;
+        out.push(group);
+    }
+    Ok(out)
+}
+
+fn service(loc: &Locator<'_>, i: usize, raw: Option<&RawLatency>) -> Result<ServiceTime, FileError> {
+    let path = [Key("fleet"), Index(i), Key("latency")];
+    let Some(l) = raw else { return Ok(ServiceTime::Constant(Duration::from_millis(10))) };
+    let d = |key: &'static str, text: &str| dur(loc, &[Key("fleet"), Index(i), Key("latency"), Key(key)], text);
+    let shapes = "{ constant }, { min, max }, { median, p99 } or { pareto_min, alpha }";
+    match (l, l.alpha) {
+        (
+            RawLatency { constant: Some(c), min: None, max: None, median: None, p99: None, pareto_min: None, .. },
+            None,
+        ) => Ok(ServiceTime::Constant(d("constant", c)?)),
+        (
+            RawLatency {
+                constant: None, min: Some(lo), max: Some(hi), median: None, p99: None, pareto_min: None, ..
+            },
+            None,
+        ) => {
+            let (lo, hi) = (d("min", lo)?, d("max", hi)?);
+            if hi < lo {
+                return Err(loc.at(&path, "`max` is below `min`"));
+            }
+            Ok(ServiceTime::Uniform(lo, hi))
+        }
+        (
+            RawLatency {
+                constant: None, min: None, max: None, median: Some(m), p99: Some(p), pareto_min: None, ..
+            },
+            None,
+        ) => {
+            let (median, p99) = (d("median", m)?, d("p99", p)?);
+            if p99 < median {
+                return Err(loc.at(&path, "`p99` is below `median`"));
+            }
+            Ok(ServiceTime::LogNormal { median, p99 })
+        }
+        (
+            RawLatency { constant: None, min: None, max: None, median: None, p99: None, pareto_min: Some(m), .. },
+            Some(alpha),
+        ) => {
+            if !(alpha > 1.0 && alpha.is_finite()) {
+                return Err(loc.at(&[Key("fleet"), Index(i), Key("latency"), Key("alpha")], "`alpha` must be above 1"));
+            }
+            Ok(ServiceTime::Pareto { min: d("pareto_min", m)?, alpha })
+        }
+        _ => Err(loc.hint(&path, "this latency is not one of the shapes", shapes)),
+    }
+}
+
+/// The `[client]` section as the client's JSON policy, and the strategy it names.
+fn client(loc: &Locator<'_>, c: &RawClient) -> Result<(Value, String), FileError> {
+    let at = |key| [Key("client"), Key(key)];
+    let mut policy = serde_json::Map::new();
+    let strategy = match &c.balancer {
+        Some(b) => strategy_named(loc, &at("balancer"), b)?,
+        None => Strategy::P2cPeakEwma.name().to_owned(),
+    };
+    policy.insert("balancer".to_owned(), json!(strategy));
+    let durations = [
+        ("hedge_after", "hedgeAfter", &c.hedge_after),
+        ("call_timeout", "callTimeout", &c.call_timeout),
+        ("connect_timeout", "connectTimeout", &c.connect_timeout),
+        ("health_interval", "healthInterval", &c.health_interval),
+        ("breaker_open_for", "breakerOpenFor", &c.breaker_open_for),
+        ("slow_start", "slowStart", &c.slow_start),
+        ("result_cache_ttl", "resultCacheTtl", &c.result_cache_ttl),
+    ];
+    for (key, json_key, value) in durations {
+        if let Some(text) = value {
+            dur(loc, &at(key), text)?;
+            policy.insert(json_key.to_owned(), json!(text));
+        }
+    }
+    if let Some(t) = c.priority_threshold {
+        policy.insert("priorityThreshold".to_owned(), json!(rate(loc, &at("priority_threshold"), t)?));
+    }
+    if let Some(b) = c.retry_budget {
+        if !(0.0..=10.0).contains(&b) {
+            return Err(loc.at(&at("retry_budget"), format!("{b} is not in [0, 10] (extra attempts per call)")));
+        }
+        policy.insert("retryBudget".to_owned(), json!(b));
+    }
+    if let Some(n) = c.max_attempts {
+        if !(1..=10).contains(&n) {
+            return Err(loc.at(&at("max_attempts"), format!("{n} is not in 1..=10")));
+        }
+        policy.insert("maxAttempts".to_owned(), json!(n));
+    }
+    for (key, json_key, value) in [
+        ("breaker_failures", "breakerFailures", c.breaker_failures),
+        ("max_concurrency", "maxConcurrency", c.max_concurrency),
+    ] {
+        if let Some(n) = value {
+            if n == 0 {
+                return Err(loc.at(&at(key), "must be positive"));
+            }
+            policy.insert(json_key.to_owned(), json!(n));
+        }
+    }
+    if let Some(q) = c.queue {
+        policy.insert("queue".to_owned(), json!(q));
+    }
+    if let Some(n) = &c.namespacing {
+        policy.insert("namespacing".to_owned(), json!(n));
+    }
+    Ok((Value::Object(policy), strategy))
+}
+
+fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
+    let at = |key| [Key("workload"), Key(key)];
+    let arrivals = match (w.arrivals.poisson, w.arrivals.callers) {
+        (Some(rate), None) => {
+            if !(rate > 0.0 && rate <= 100_000.0) {
+                return Err(loc.at(
+                    &[Key("workload"), Key("arrivals"), Key("poisson")],
+                    "the rate must be in (0, 100000] per second",
+                ));
+            }
+            Arrivals::Poisson(rate)
+        }
+        (None, Some(n)) => {
+            if !(1..=1_024).contains(&n) {
+                return Err(loc.at(&[Key("workload"), Key("arrivals"), Key("callers")], "callers must be in 1..=1024"));
+            }
+            Arrivals::Callers(n)
+        }
+        _ => {
+            return Err(loc.hint(
+                &at("arrivals"),
+                "arrivals need exactly one of `poisson` and `callers`",
+                "{ poisson = 200 } (calls per second) or { callers = 32 }",
+            ));
+        }
+    };
+    if w.mix.is_empty() {
+        return Err(loc.at(&at("mix"), "the mix names no tool"));
+    }
+    let mut mix = Vec::new();
+    for (i, m) in w.mix.iter().enumerate() {
+        let weight = m.weight.unwrap_or(1);
+        if weight == 0 {
+            return Err(loc.at(&[Key("workload"), Key("mix"), Index(i), Key("weight")], "a weight must be positive"));
+        }
+        mix.push((m.tool.clone(), weight));
+    }
+    let deadline = match &w.deadline {
+        Some(d) => dur(loc, &at("deadline"), d)?,
+        None => Duration::from_secs(5),
+    };
+    let aggregate = match w.aggregate.as_deref() {
+        None => None,
+        Some("first") => Some(Aggregation::First),
+        Some("fastest") => Some(Aggregation::Fastest),
+        Some("all") => Some(Aggregation::All),
+        Some("majority") => Some(Aggregation::Majority),
+        Some(other) => {
+            return Err(loc.hint(
+                &at("aggregate"),
+                format!("`{other}` is not an aggregation"),
+                "first, fastest, all or majority",
+            ));
+        }
+    };
+    Ok(Workload { arrivals, mix, deadline, aggregate })
+}
+
+/// Every tool of the mix must be one the fleet exposes (`group__tool`).
+fn check_mix(loc: &Locator<'_>, s: &Scenario) -> Result<(), FileError> {
+    let exposed: Vec<String> =
+        s.fleet.iter().flat_map(|g| g.tools.iter().map(move |t| format!("{}__{}", g.replica_set(), t.name))).collect();
+    for (i, (tool, _)) in s.workload.mix.iter().enumerate() {
+        if !exposed.contains(tool) {
+            let hint = if exposed.len() <= 8 {
+                format!("the fleet exposes {}", exposed.join(", "))
+            } else {
+                "tools are exposed as `group__tool`".to_owned()
+            };
+            return Err(loc.hint(
+                &[Key("workload"), Key("mix"), Index(i), Key("tool")],
+                format!("no server exposes `{tool}`"),
+                hint,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn faults(loc: &Locator<'_>, raw: &[RawFault], s: &Scenario) -> Result<Vec<Fault>, FileError> {
+    let mut out = Vec::new();
+    for (i, f) in raw.iter().enumerate() {
+        let at = |key| [Key("fault"), Index(i), Key(key)];
+        let start = match humantime::parse_duration(&f.at) {
+            Ok(d) => d,
+            Err(e) => return Err(loc.at(&at("at"), format!("`{}` is not a duration ({e})", f.at))),
+        };
+        if start >= s.duration {
+            return Err(loc.hint(
+                &at("at"),
+                format!("the fault starts at {start:?}, after the run ends ({:?})", s.duration),
+                "move it before `duration`, or lengthen the run",
+            ));
+        }
+        let needs =
+            |key: &'static str| loc.at(&[Key("fault"), Index(i)], format!("a `{}` fault needs `{key}`", f.kind));
+        let kind = match f.kind.as_str() {
+            "partition" => FaultKind::Partition,
+            "one-way" => FaultKind::OneWay,
+            "hold" => FaultKind::Hold,
+            "crash" | "restart" => FaultKind::Crash,
+            "byzantine" => FaultKind::Byzantine,
+            "latency" => {
+                FaultKind::Latency(dur(loc, &at("latency"), f.latency.as_deref().ok_or_else(|| needs("latency"))?)?)
+            }
+            "loss" => FaultKind::Loss(rate(loc, &at("rate"), f.rate.ok_or_else(|| needs("rate"))?)?),
+            "brownout" => FaultKind::Brownout(rate(loc, &at("rate"), f.rate.unwrap_or(1.0))?),
+            "slow-tool" => {
+                let tool = f.tool.clone().ok_or_else(|| needs("tool"))?;
+                FaultKind::SlowTool(tool, dur(loc, &at("extra"), f.extra.as_deref().ok_or_else(|| needs("extra"))?)?)
+            }
+            "list-change" => FaultKind::ListChange(
+                f.tools.clone().ok_or_else(|| needs("tools"))?.iter().map(|t| SimTool::safe(t)).collect(),
+            ),
+            other => {
+                return Err(loc.hint(
+                    &at("kind"),
+                    format!("`{other}` is not a fault kind"),
+                    format!("one of {FAULT_KINDS}"),
+                ));
+            }
+        };
+        let lasts = match (&f.lasts, f.kind.as_str()) {
+            (Some(d), _) => dur(loc, &at("for"), d)?,
+            // A restart is a crash that comes back at once (the next tick).
+            (None, "restart") => s.tick,
+            (None, _) => return Err(needs("for")),
+        };
+        if let Some((_, fraction)) = f.target.split_once('@')
+            && !fraction.parse::<f64>().is_ok_and(|x| x > 0.0 && x <= 1.0)
+        {
+            return Err(loc.at(&at("target"), format!("`{fraction}` is not a fraction in (0, 1]")));
+        }
+        let targets = s.targets(&f.target);
+        if targets.is_empty() {
+            let groups: Vec<&str> = s.fleet.iter().map(|g| g.group.as_str()).collect();
+            return Err(loc.hint(
+                &at("target"),
+                format!("the target `{}` names no server", f.target),
+                format!("a server (`{}-0`), a group ({}), or `group@fraction`", groups[0], groups.join(", ")),
+            ));
+        }
+        if let FaultKind::SlowTool(tool, _) = &kind {
+            let offered =
+                s.servers().into_iter().any(|(n, g)| targets.contains(&n) && g.tools.iter().any(|t| t.name == *tool));
+            if !offered {
+                return Err(loc.at(&at("tool"), format!("no target offers `{tool}`")));
+            }
+        }
+        let every = f.every.as_deref().map(|e| dur(loc, &at("every"), e)).transpose()?;
+        if every.is_some_and(|e| e <= lasts) {
+            return Err(
+                loc.at(&at("every"), "a repeating fault must end before it starts again: `every` must exceed `for`")
+            );
+        }
+        let mut t = start;
+        loop {
+            out.push(Fault { at: t, duration: lasts, kind: kind.clone(), target: f.target.clone() });
+            match every {
+                Some(e) if t + e < s.duration => t += e,
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn phases(loc: &Locator<'_>, raw: &[RawPhase], duration: Duration) -> Result<Vec<PhaseSpec>, FileError> {
+    let mut out: Vec<PhaseSpec> = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        let at = |key| [Key("phase"), Index(i), Key(key)];
+        let parse = |key: &'static str, text: &str| {
+            humantime::parse_duration(text).map_err(|e| loc.at(&at(key), format!("`{text}` is not a duration ({e})")))
+        };
+        let (from, to) = (parse("from", &p.from)?, parse("to", &p.to)?);
+        if to <= from {
+            return Err(loc.at(&at("to"), "a phase must end after it starts"));
+        }
+        if to > duration {
+            return Err(loc.at(&at("to"), format!("the phase ends after the run ({duration:?})")));
+        }
+        if out.iter().any(|o| o.name == p.name) {
+            return Err(loc.at(&at("name"), format!("the phase `{}` is defined twice", p.name)));
+        }
+        out.push(PhaseSpec { name: p.name.clone(), from, to });
+    }
+    Ok(out)
+}
+
+fn bounds<'a>(
+    loc: &Locator<'_>,
+    base: &[Seg<'_>],
+    fields: impl IntoIterator<Item = (&'a str, &'a Option<String>)>,
+) -> Result<Bounds, FileError> {
+    let mut out = Vec::new();
+    for (key, value) in fields {
+        let Some(text) = value else { continue };
+        let metric = Metric::parse(key).expect("the raw fields are metric names");
+        let mut path = base.to_vec();
+        path.push(Key(key));
+        let bound = Bound::parse(text, metric.unit())
+            .map_err(|m| loc.hint(&path, m, "write a bound like \">= 0.999\" or \"<= 250ms\""))?;
+        out.push((metric, bound));
+    }
+    let b = Bounds(out);
+    if let Some(c) = b.contradiction() {
+        return Err(loc.at(base, format!("contradictory expectations: {c}")));
+    }
+    Ok(b)
+}
+
+fn expectations(
+    loc: &Locator<'_>,
+    e: &RawExpect,
+    s: &Scenario,
+    strategies: &[String],
+) -> Result<Expectations, FileError> {
+    let base = [Key("expect")];
+    let run = bounds(
+        loc,
+        &base,
+        [
+            ("success_rate", &e.success_rate),
+            ("p50", &e.p50),
+            ("p90", &e.p90),
+            ("p99", &e.p99),
+            ("p999", &e.p999),
+            ("retry_amplification", &e.retry_amplification),
+            ("recovery", &e.recovery),
+        ],
+    )?;
+    if e.recovery.is_some() && s.faults.is_empty() {
+        return Err(loc.at(&[Key("expect"), Key("recovery")], "a recovery time is expected, but no fault heals"));
+    }
+    if let Some(lost) = e.lost
+        && lost > 0
+    {
+        return Err(loc.hint(
+            &[Key("expect"), Key("lost")],
+            "no call may be lost",
+            "every call must end; the checker demands `lost = 0`",
+        ));
+    }
+    let names: Vec<String> = s.phases().into_iter().map(|p| p.name).collect();
+    let mut phases = Vec::new();
+    for (name, p) in &e.phase {
+        let path = [Key("expect"), Key("phase"), Key(name.as_str())];
+        if !names.contains(name) {
+            return Err(loc.hint(
+                &path,
+                format!("there is no phase `{name}`"),
+                format!("the phases are {}", names.join(", ")),
+            ));
+        }
+        let b = bounds(
+            loc,
+            &path,
+            [("success_rate", &p.success_rate), ("p50", &p.p50), ("p90", &p.p90), ("p99", &p.p99), ("p999", &p.p999)],
+        )?;
+        phases.push((name.clone(), b));
+    }
+    let mut compare = Vec::new();
+    for (i, text) in e.compare.iter().enumerate() {
+        let path = [Key("expect"), Key("compare"), Index(i)];
+        let c = Comparison::parse(text).map_err(|m| loc.hint(&path, m, format!("metrics: {METRICS}")))?;
+        for side in [&c.left, &c.right] {
+            if !strategies.contains(side) {
+                return Err(loc.hint(
+                    &path,
+                    format!("`{side}` is not in the matrix"),
+                    format!("the matrix runs {}", strategies.join(", ")),
+                ));
+            }
+        }
+        if c.left == c.right {
+            return Err(loc.at(&path, "a comparison needs two strategies"));
+        }
+        compare.push(c);
+    }
+    Ok(Expectations { lost: 0, run, phases, compare })
+}

@@ -1,0 +1,406 @@
+//! `gauntlet suite`, `run`, `compare` and `validate`: scenario files in, runs out.
+//!
+//! A run is one scenario × strategy × seed. The unit of work (and of sharding) is a scenario ×
+//! seed with all of its strategies, because comparisons between strategies need them together.
+//! Units run on as many threads as the machine has cores; output is printed in unit order, so
+//! it is the same whatever the parallelism.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, bail};
+use gauntlet_core::balance::Strategy;
+use gauntlet_reports::{Calls, Latency, RunResult, Verdict};
+use gauntlet_sim::file::{self, ScenarioFile};
+
+use crate::bundled::BUNDLED;
+use crate::cli::{CompareArgs, OutputArgs, RunArgs, SuiteArgs, ValidateArgs};
+
+/// An expectation failed or a checker found a violation (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} runs failed")]
+pub(crate) struct Failed {
+    failed: usize,
+    total: usize,
+}
+
+/// The directory `gauntlet suite` runs when given no path.
+pub(crate) const DEFAULT_DIR: &str = "scenarios";
+
+/// Reads and checks scenario files: every `.toml` of each directory (sorted), each file given.
+/// Prints every error (`file:line:col: message`) before failing, so one pass shows them all.
+fn load(paths: &[PathBuf], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
+    let mut sources: Vec<(String, String)> = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                bail!("{} holds no scenario file (*.toml)", path.display());
+            }
+            for f in files {
+                sources.push((f.display().to_string(), read(&f)?));
+            }
+        } else {
+            sources.push((path.display().to_string(), read(path)?));
+        }
+    }
+    parse_all(&sources, err)
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn parse_all(sources: &[(String, String)], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
+    let mut files = Vec::new();
+    let mut bad = 0;
+    for (name, text) in sources {
+        match file::parse(name, text) {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                bad += 1;
+                writeln!(err, "{e}")?;
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} scenario file(s) are invalid");
+    }
+    let mut names: Vec<(&str, &str)> = files.iter().map(|f| (f.scenario.name.as_str(), f.file.as_str())).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0].0 == w[1].0) {
+        bail!("{} and {} both name their scenario `{}`", w[0].1, w[1].1, w[0].0);
+    }
+    Ok(files)
+}
+
+/// The suite's files: the paths given, else `scenarios/` if it exists here, else the bundled
+/// copies compiled into the binary.
+fn suite_files(paths: &[PathBuf], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
+    if !paths.is_empty() {
+        return load(paths, err);
+    }
+    if Path::new(DEFAULT_DIR).is_dir() {
+        return load(&[PathBuf::from(DEFAULT_DIR)], err);
+    }
+    let sources: Vec<(String, String)> =
+        BUNDLED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect();
+    parse_all(&sources, err)
+}
+
+/// `K/N`, 1-based.
+fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+    let parsed = text.split_once('/').and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
+    match parsed {
+        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
+        _ => bail!("--shard {text}: expected K/N with 1 <= K <= N, e.g. 2/4"),
+    }
+}
+
+/// One unit of work: a file's scenario for one seed, under each of `strategies`.
+#[derive(Clone, Debug)]
+pub(crate) struct Unit {
+    pub(crate) file: usize,
+    pub(crate) seed: u64,
+    pub(crate) strategies: Vec<String>,
+}
+
+/// Every unit of `files`, in file then seed order.
+pub(crate) fn units(files: &[ScenarioFile]) -> Vec<Unit> {
+    files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| f.seeds.iter().map(move |&seed| Unit { file: i, seed, strategies: f.strategies.clone() }))
+        .collect()
+}
+
+/// Shard `k` of `n` (1-based): every `n`-th unit from the `k`-th. Each unit is in exactly one.
+pub(crate) fn shard(units: Vec<Unit>, k: usize, n: usize) -> Vec<Unit> {
+    units.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, u)| u).collect()
+}
+
+/// A run that could not complete (turmoil stopped it): a failure with the reason.
+fn broken_run(f: &ScenarioFile, seed: u64, strategy: &str, reason: String) -> RunResult {
+    RunResult {
+        scenario: f.scenario.name.clone(),
+        file: f.file.clone(),
+        seed,
+        strategy: strategy.to_owned(),
+        digest: String::new(),
+        verdict: Verdict::Fail,
+        calls: Calls::default(),
+        attempts: 0,
+        retry_amplification: 0.0,
+        latency: Latency::default(),
+        recovery_ms: None,
+        phases: Vec::new(),
+        servers: Vec::new(),
+        series: Vec::new(),
+        events: Vec::new(),
+        violations: vec![reason],
+        expectations: Vec::new(),
+    }
+}
+
+/// Runs one unit: each strategy, then its expectations and comparisons.
+pub(crate) fn run_unit(f: &ScenarioFile, unit: &Unit) -> Vec<RunResult> {
+    let mut runs: Vec<RunResult> = unit
+        .strategies
+        .iter()
+        .map(|strategy| {
+            let scenario = f.scenario(unit.seed, strategy);
+            match gauntlet_sim::run(&scenario) {
+                Ok(report) => {
+                    let mut r = gauntlet_sim::summarize(&scenario, &report);
+                    r.file.clone_from(&f.file);
+                    r.expectations = f.expect.check(&r);
+                    r
+                }
+                Err(e) => broken_run(f, unit.seed, strategy, e.to_string()),
+            }
+        })
+        .collect();
+    let compared: Vec<Vec<gauntlet_reports::Expectation>> = {
+        let all: Vec<&RunResult> = runs.iter().collect();
+        runs.iter().map(|r| f.expect.compare(&r.strategy, &all)).collect()
+    };
+    for (r, c) in runs.iter_mut().zip(compared) {
+        r.expectations.extend(c);
+        if !r.violations.is_empty() || r.expectations.iter().any(|e| !e.pass) {
+            r.verdict = Verdict::Fail;
+        }
+    }
+    runs
+}
+
+/// Runs `units` on `jobs` threads, with a progress bar on a terminal; results in unit order.
+fn execute(files: &[ScenarioFile], units: &[Unit], jobs: usize) -> Vec<RunResult> {
+    let total_runs: usize = units.iter().map(|u| u.strategies.len()).sum();
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(total_runs as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<Vec<RunResult>>>> = Mutex::new(vec![None; units.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, units.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(unit) = units.get(i) else { return };
+                    let f = &files[unit.file];
+                    bar.set_message(f.scenario.name.clone());
+                    let runs = run_unit(f, unit);
+                    bar.inc(runs.len() as u64);
+                    done.lock().expect("results lock")[i] = Some(runs);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    done.into_inner().expect("results lock").into_iter().flatten().flatten().collect()
+}
+
+/// Prints each run's summary, digest, and for a failure what failed and how to replay it.
+fn print_runs(runs: &[RunResult], out: &mut impl Write) -> anyhow::Result<()> {
+    for r in runs {
+        writeln!(out, "{}", gauntlet_reports::summary_line(r))?;
+        writeln!(out, "  digest: {}", r.digest)?;
+        if r.verdict == Verdict::Fail {
+            print_failure(r, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `--out` and `--junit` files.
+fn write_outputs(runs: &[RunResult], title: &str, output: &OutputArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &output.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for r in runs {
+            let path = dir.join(format!("{}.{}.seed-{}.json", r.scenario, r.strategy, r.seed));
+            std::fs::write(&path, gauntlet_reports::json(r)).with_context(|| format!("writing {}", path.display()))?;
+        }
+        let path = dir.join("summary.md");
+        std::fs::write(&path, gauntlet_reports::markdown(title, runs))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &output.junit {
+        std::fs::write(path, gauntlet_reports::junit("gauntlet", runs))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn jobs(output: &OutputArgs) -> anyhow::Result<usize> {
+    match output.jobs {
+        Some(0) => bail!("--jobs must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
+    }
+}
+
+/// Runs the units, prints, writes, and fails if any run failed.
+fn finish(
+    files: &[ScenarioFile],
+    units: &[Unit],
+    title: &str,
+    output: &OutputArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let runs = execute(files, units, jobs(output)?);
+    print_runs(&runs, out)?;
+    let failed = runs.iter().filter(|r| r.verdict == Verdict::Fail).count();
+    writeln!(out, "{} runs: {} passed, {failed} failed", runs.len(), runs.len() - failed)?;
+    write_outputs(&runs, title, output)?;
+    if failed > 0 {
+        return Err(Failed { failed, total: runs.len() }.into());
+    }
+    Ok(())
+}
+
+/// `gauntlet suite`.
+pub(crate) fn suite(args: &SuiteArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
+    let part = args.shard.as_deref().map(parse_shard).transpose()?;
+    if args.seeds == Some(0) {
+        bail!("--seeds must be at least 1");
+    }
+    let mut files = suite_files(&args.paths, err)?;
+    if let Some(n) = args.seeds {
+        files = files.into_iter().map(|f| f.with_seeds(n)).collect();
+    }
+    let mut units = units(&files);
+    if let Some((k, n)) = part {
+        units = shard(units, k, n);
+    }
+    finish(&files, &units, "Gauntlet suite", &args.output, out)
+}
+
+fn checked_strategy(name: &str) -> anyhow::Result<String> {
+    name.parse::<Strategy>().map(|s| s.name().to_owned()).map_err(|e| anyhow::anyhow!("--strategy: {e}"))
+}
+
+/// `gauntlet run`.
+pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
+    if args.seeds == Some(0) {
+        bail!("--seeds must be at least 1");
+    }
+    let mut f = load(std::slice::from_ref(&args.file), err)?.remove(0);
+    if let Some(seed) = args.seed {
+        f.seeds = vec![seed];
+    }
+    if let Some(n) = args.seeds {
+        f = f.with_seeds(n);
+    }
+    if let Some(s) = &args.strategy {
+        f.strategies = vec![checked_strategy(s)?];
+    }
+    let files = [f];
+    let title = format!("Gauntlet run: {}", files[0].scenario.name);
+    finish(&files, &units(&files), &title, &args.output, out)
+}
+
+/// `gauntlet compare`: the same world and seed under each strategy, in one table.
+pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
+    let mut f = load(std::slice::from_ref(&args.file), err)?.remove(0);
+    if !args.strategies.is_empty() {
+        f.strategies = args.strategies.iter().map(|s| checked_strategy(s)).collect::<anyhow::Result<_>>()?;
+    } else if f.strategies.len() == 1 {
+        f.strategies = Strategy::ALL.iter().map(|s| s.name().to_owned()).collect();
+    }
+    let seed = args.seed.unwrap_or(f.seeds[0]);
+    f.seeds = vec![seed];
+    let files = [f];
+    let runs = execute(&files, &units(&files), jobs(&args.output)?);
+    let ms = |v: Option<f64>| gauntlet_reports::ms(v);
+    writeln!(out, "{} seed {seed}: {}", files[0].scenario.name, files[0].description)?;
+    writeln!(
+        out,
+        "{:<20} {:>8} {:>9} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9}  verdict",
+        "strategy", "calls", "success", "lost", "p50", "p99", "p99.9", "retry x", "recovery"
+    )?;
+    for r in &runs {
+        writeln!(
+            out,
+            "{:<20} {:>8} {:>8.3}% {:>5} {:>9} {:>9} {:>9} {:>8.3} {:>9}  {}",
+            r.strategy,
+            r.calls.total,
+            r.calls.success_rate() * 100.0,
+            r.calls.lost,
+            ms(r.latency.p50),
+            ms(r.latency.p99),
+            ms(r.latency.p999),
+            r.retry_amplification,
+            ms(r.recovery_ms),
+            if r.verdict == Verdict::Pass { "pass" } else { "FAIL" },
+        )?;
+    }
+    let failed: Vec<&RunResult> = runs.iter().filter(|r| r.verdict == Verdict::Fail).collect();
+    for r in &failed {
+        writeln!(out, "{} [{}]:", r.scenario, r.strategy)?;
+        print_failure(r, out)?;
+    }
+    write_outputs(&runs, &format!("Gauntlet compare: {}", files[0].scenario.name), &args.output)?;
+    if !failed.is_empty() {
+        return Err(Failed { failed: failed.len(), total: runs.len() }.into());
+    }
+    Ok(())
+}
+
+fn print_failure(r: &RunResult, out: &mut impl Write) -> anyhow::Result<()> {
+    for v in &r.violations {
+        writeln!(out, "  violation: {v}")?;
+    }
+    for e in r.failed_expectations() {
+        writeln!(out, "  expected {} {}, measured {}", e.name, e.expected, e.measured)?;
+    }
+    writeln!(out, "  reproduce: {}", r.reproduce())?;
+    Ok(())
+}
+
+/// `gauntlet validate`.
+pub(crate) fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
+    let files = load(&args.paths, err)?;
+    for f in &files {
+        let runs = f.seeds.len() * f.strategies.len();
+        writeln!(out, "ok: {}: {} ({runs} runs)", f.file, f.scenario.name)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_unit_exactly_once() {
+        let units: Vec<Unit> = (0..23).map(|i| Unit { file: i / 3, seed: i as u64, strategies: Vec::new() }).collect();
+        for n in 1..=7 {
+            let mut seen: Vec<(usize, u64)> =
+                (1..=n).flat_map(|k| shard(units.clone(), k, n)).map(|u| (u.file, u.seed)).collect();
+            seen.sort_unstable();
+            let all: Vec<(usize, u64)> = units.iter().map(|u| (u.file, u.seed)).collect();
+            assert_eq!(seen, all, "{n} shards");
+        }
+    }
+
+    #[test]
+    fn a_shard_is_k_of_n_with_k_between_1_and_n() {
+        assert_eq!(parse_shard("2/4").expect("valid"), (2, 4));
+        for bad in ["0/4", "5/4", "1/0", "x/2", "3"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+}

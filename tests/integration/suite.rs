@@ -1,0 +1,158 @@
+//! `gauntlet suite`, `run`, `compare` and `validate` on scenario files: the bundled suite
+//! passes and replays, broken files get their exact error, shards split the work.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn gauntlet(args: &[&str]) -> Output {
+    Command::new(crate::support::GAUNTLET).args(args).current_dir(root()).output().expect("the gauntlet binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gauntlet-suite-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Each results JSON in `dir`, by file name.
+fn results(dir: &Path) -> BTreeMap<String, Value> {
+    std::fs::read_dir(dir)
+        .expect("the out directory")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| {
+            let json = std::fs::read_to_string(e.path()).expect("readable");
+            (e.file_name().to_string_lossy().into_owned(), serde_json::from_str(&json).expect("valid JSON"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_bundled_suite_passes_and_every_run_replays_to_the_same_digest() {
+    let (a, b) = (scratch("a"), scratch("b"));
+    let first = gauntlet(&["suite", "--out", a.to_str().expect("utf-8")]);
+    assert!(first.status.success(), "{}\n{}", text(&first.stdout), text(&first.stderr));
+    // Again on one thread: the digests may not depend on parallelism.
+    let second = gauntlet(&["suite", "--jobs", "1", "--out", b.to_str().expect("utf-8")]);
+    assert!(second.status.success(), "{}", text(&second.stdout));
+    assert_eq!(text(&first.stdout), text(&second.stdout), "the same suite printed something else");
+    let (ra, rb) = (results(&a), results(&b));
+    let scenarios: Vec<&str> = ra.values().filter_map(|r| r["scenario"].as_str()).collect();
+    assert!(ra.len() >= 16, "{} runs", ra.len());
+    assert!(scenarios.iter().collect::<std::collections::BTreeSet<_>>().len() >= 16, "{scenarios:?}");
+    for (name, r) in &ra {
+        assert_eq!(r["digest"], rb[name]["digest"], "{name} replayed differently");
+        for key in ["scenario", "seed", "strategy", "digest", "verdict", "retry_amplification", "expectations"] {
+            assert!(!r[key].is_null(), "{name} has no {key}");
+        }
+        for key in ["total", "ok", "failed", "lost"] {
+            assert!(r["calls"][key].is_u64(), "{name} has no calls.{key}");
+        }
+        assert!(r["latency"]["p99"].is_f64(), "{name} has no p99 in ms");
+        assert_eq!(r["verdict"], "pass", "{name}");
+        let expectations = r["expectations"].as_array().expect("a list");
+        assert!(expectations.iter().all(|e| e["expected"].is_string() && e["measured"].is_string()));
+    }
+    let summary = std::fs::read_to_string(a.join("summary.md")).expect("a Markdown summary");
+    assert!(summary.contains(&format!("{} of {} runs passed", ra.len(), ra.len())), "{summary}");
+    let _ = std::fs::remove_dir_all(a);
+    let _ = std::fs::remove_dir_all(b);
+}
+
+#[test]
+fn every_broken_scenario_file_gets_its_exact_error_line_and_exit_code_2() {
+    let dir = root().join("tests/scenarios/broken");
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).expect("the corpus").filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    assert!(files.len() >= 12, "{} broken files", files.len());
+    for file in files {
+        let source = std::fs::read_to_string(&file).expect("readable");
+        let expected = source.lines().next().and_then(|l| l.strip_prefix("# expect: ")).expect("an expect line");
+        let name = file.strip_prefix(root()).expect("inside the repository").to_str().expect("utf-8");
+        let o = gauntlet(&["validate", name]);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        let stderr = text(&o.stderr);
+        assert_eq!(stderr.lines().next(), Some(format!("{name}:{expected}").as_str()), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// The test cases of a JUnit report: (test case name, failed).
+fn junit_cases(xml: &str) -> Vec<(String, bool)> {
+    let doc = roxmltree::Document::parse(xml).expect("JUnit output is XML");
+    assert_eq!(doc.root_element().tag_name().name(), "testsuites");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| (n.attribute("name").expect("named").to_owned(), n.children().any(|c| c.has_tag_name("failure"))))
+        .collect()
+}
+
+#[test]
+fn shards_cover_every_run_exactly_once_and_junit_parses_as_xml() {
+    let files = ["scenarios/steady-state.toml", "scenarios/mixed-eras.toml", "scenarios/byzantine-minority.toml"];
+    let dir = scratch("shards");
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let run = |extra: &[&str], junit: &Path| {
+        let mut args = vec!["suite", "--seeds", "2", "--junit", junit.to_str().expect("utf-8")];
+        args.extend(files);
+        args.extend(extra);
+        let o = gauntlet(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        junit_cases(&std::fs::read_to_string(junit).expect("the JUnit file"))
+    };
+    let mut all = run(&[], &dir.join("all.xml"));
+    assert_eq!(all.len(), 6, "3 scenarios x 2 seeds");
+    let mut sharded: Vec<(String, bool)> =
+        (1..=4).flat_map(|k| run(&["--shard", &format!("{k}/4")], &dir.join(format!("{k}.xml")))).collect();
+    all.sort();
+    sharded.sort();
+    assert_eq!(sharded, all);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_failed_expectation_exits_1_and_prints_what_was_expected_measured_and_how_to_reproduce() {
+    let dir = scratch("strict");
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let source = std::fs::read_to_string(root().join("scenarios/mixed-eras.toml")).expect("bundled");
+    let strict = source.replace("p99 = \"<= 40ms\"", "p99 = \"<= 1ms\"");
+    let file = dir.join("strict.toml");
+    std::fs::write(&file, strict).expect("written");
+    let junit = dir.join("junit.xml");
+    let o = gauntlet(&["run", file.to_str().expect("utf-8"), "--junit", junit.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert!(out.contains("expected p99 <= 1ms, measured"), "{out}");
+    let reproduce = format!("reproduce: gauntlet run {} --seed 17 --strategy round-robin", file.display());
+    assert!(out.contains(&reproduce), "{out}");
+    assert!(out.lines().any(|l| l.trim_start().starts_with("digest: ")), "{out}");
+    let cases = junit_cases(&std::fs::read_to_string(&junit).expect("the JUnit file"));
+    assert_eq!(cases, [("mixed-eras [round-robin] seed 17".to_owned(), true)]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn compare_puts_the_strategies_side_by_side_and_the_adaptive_one_wins_the_latency_spike() {
+    let o = gauntlet(&["compare", "scenarios/latency-spike.toml"]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+    let out = text(&o.stdout);
+    let p99 = |strategy: &str| -> f64 {
+        let row = out.lines().find(|l| l.starts_with(strategy)).unwrap_or_else(|| panic!("no {strategy} row:\n{out}"));
+        let cell = row.split_whitespace().nth(5).expect("a p99 column");
+        let ms: f64 = cell.trim_end_matches("ms").parse().unwrap_or_else(|_| panic!("{cell}"));
+        ms
+    };
+    assert!(p99("p2c-peak-ewma") * 5.0 < p99("round-robin"), "{out}");
+}
