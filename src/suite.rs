@@ -305,7 +305,8 @@ pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) ->
         f = f.with_seeds(n);
     }
     if let Some(s) = &args.strategy {
-        f.strategies = vec![checked_strategy(s)?];
+        // With the strategies its comparisons need, so that a comparison replays too.
+        f.strategies = f.expect.needed_with(&checked_strategy(s)?);
     }
     let files = [f];
     let title = format!("Gauntlet run: {}", files[0].scenario.name);

@@ -299,6 +299,18 @@ fn check_bound(name: String, metric: Metric, bound: &Bound, measured: Option<f64
 }
 
 impl Expectations {
+    /// `strategy`, and the strategies it must be compared against: what replaying one
+    /// strategy's run needs.
+    pub fn needed_with(&self, strategy: &str) -> Vec<String> {
+        let mut out = vec![strategy.to_owned()];
+        for c in self.compare.iter().filter(|c| c.left == strategy) {
+            if !out.contains(&c.right) {
+                out.push(c.right.clone());
+            }
+        }
+        out
+    }
+
     /// Checks the bounds on one run.
     pub fn check(&self, run: &RunResult) -> Vec<Expectation> {
         let mut out = vec![Expectation {
@@ -323,13 +335,13 @@ impl Expectations {
         out
     }
 
-    /// Checks the comparisons whose left side is `strategy`, given the runs of every strategy
-    /// on the same world and seed.
+    /// Checks the comparisons whose left side is `strategy`, given the runs of the strategies
+    /// run on the same world and seed (comparisons with a strategy not run are left out).
     pub fn compare(&self, strategy: &str, runs: &[&RunResult]) -> Vec<Expectation> {
         let of = |s: &str| runs.iter().find(|r| r.strategy == s);
         self.compare
             .iter()
-            .filter(|c| c.left == strategy)
+            .filter(|c| c.left == strategy && of(&c.right).is_some())
             .map(|c| {
                 let left = of(&c.left).and_then(|r| c.metric.measure(r));
                 let right = of(&c.right).and_then(|r| c.metric.measure(r));

@@ -156,3 +156,19 @@ fn compare_puts_the_strategies_side_by_side_and_the_adaptive_one_wins_the_latenc
     };
     assert!(p99("p2c-peak-ewma") * 5.0 < p99("round-robin"), "{out}");
 }
+
+#[test]
+fn the_reproduce_command_replays_a_strategy_with_what_its_comparisons_need_and_the_same_digest() {
+    let digest_of = |out: &str, strategy: &str| -> String {
+        let mut lines = out.lines();
+        lines.find(|l| l.contains(&format!("[{strategy}] seed 3:"))).unwrap_or_else(|| panic!("no {strategy}:\n{out}"));
+        lines.next().and_then(|l| l.trim().strip_prefix("digest: ")).expect("a digest line").to_owned()
+    };
+    let all = gauntlet(&["run", "scenarios/latency-spike.toml"]);
+    assert!(all.status.success(), "{}", text(&all.stdout));
+    let one = gauntlet(&["run", "scenarios/latency-spike.toml", "--seed", "3", "--strategy", "p2c-peak-ewma"]);
+    assert!(one.status.success(), "{}", text(&one.stdout));
+    let (all, one) = (text(&all.stdout), text(&one.stdout));
+    assert_eq!(digest_of(&all, "p2c-peak-ewma"), digest_of(&one, "p2c-peak-ewma"));
+    assert!(one.contains("[round-robin]"), "the comparison's other side runs too:\n{one}");
+}
