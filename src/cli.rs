@@ -77,12 +77,13 @@ pub(crate) struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CompareArgs {
-    /// The scenario file.
-    pub(crate) file: std::path::PathBuf,
+    /// Scenario files (each is compared on its own; `--out` puts them in one `compare.md`).
+    #[arg(required = true)]
+    pub(crate) files: Vec<std::path::PathBuf>,
     /// Comma-separated strategies (default: the file's matrix, else every built-in one).
     #[arg(long, value_delimiter = ',')]
     pub(crate) strategies: Vec<String>,
-    /// The seed (default: the file's).
+    /// The seed (default: each file's).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
     #[command(flatten)]

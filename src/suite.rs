@@ -313,47 +313,65 @@ pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) ->
     finish(&files, &units(&files), &title, &args.output, out)
 }
 
-/// `gauntlet compare`: the same world and seed under each strategy, in one table.
+/// `gauntlet compare`: the same world and seed under each strategy, in one table per file.
 pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
-    let mut f = load(std::slice::from_ref(&args.file), err)?.remove(0);
-    if !args.strategies.is_empty() {
-        f.strategies = args.strategies.iter().map(|s| checked_strategy(s)).collect::<anyhow::Result<_>>()?;
-    } else if f.strategies.len() == 1 {
-        f.strategies = Strategy::ALL.iter().map(|s| s.name().to_owned()).collect();
+    let strategies: Vec<String> = args.strategies.iter().map(|s| checked_strategy(s)).collect::<anyhow::Result<_>>()?;
+    let mut files = load(&args.files, err)?;
+    for f in &mut files {
+        if !strategies.is_empty() {
+            f.strategies.clone_from(&strategies);
+        } else if f.strategies.len() == 1 {
+            f.strategies = Strategy::ALL.iter().map(|s| s.name().to_owned()).collect();
+        }
+        f.seeds = vec![args.seed.unwrap_or(f.seeds[0])];
     }
-    let seed = args.seed.unwrap_or(f.seeds[0]);
-    f.seeds = vec![seed];
-    let files = [f];
     let runs = execute(&files, &units(&files), jobs(&args.output)?);
     let ms = |v: Option<f64>| gauntlet_reports::ms(v);
-    writeln!(out, "{} seed {seed}: {}", files[0].scenario.name, files[0].description)?;
-    writeln!(
-        out,
-        "{:<20} {:>8} {:>9} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9}  verdict",
-        "strategy", "calls", "success", "lost", "p50", "p99", "p99.9", "retry x", "recovery"
-    )?;
-    for r in &runs {
+    for f in &files {
+        writeln!(out, "{} seed {}: {}", f.scenario.name, f.seeds[0], f.description)?;
         writeln!(
             out,
-            "{:<20} {:>8} {:>8.3}% {:>5} {:>9} {:>9} {:>9} {:>8.3} {:>9}  {}",
-            r.strategy,
-            r.calls.total,
-            r.calls.success_rate() * 100.0,
-            r.calls.lost,
-            ms(r.latency.p50),
-            ms(r.latency.p99),
-            ms(r.latency.p999),
-            r.retry_amplification,
-            ms(r.recovery_ms),
-            if r.verdict == Verdict::Pass { "pass" } else { "FAIL" },
+            "{:<20} {:>8} {:>9} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9}  verdict",
+            "strategy", "calls", "success", "lost", "p50", "p99", "p99.9", "retry x", "recovery"
         )?;
+        for r in runs.iter().filter(|r| r.scenario == f.scenario.name) {
+            writeln!(
+                out,
+                "{:<20} {:>8} {:>8.3}% {:>5} {:>9} {:>9} {:>9} {:>8.3} {:>9}  {}",
+                r.strategy,
+                r.calls.total,
+                r.calls.success_rate() * 100.0,
+                r.calls.lost,
+                ms(r.latency.p50),
+                ms(r.latency.p99),
+                ms(r.latency.p999),
+                r.retry_amplification,
+                ms(r.recovery_ms),
+                if r.verdict == Verdict::Pass { "pass" } else { "FAIL" },
+            )?;
+        }
+        writeln!(out)?;
     }
     let failed: Vec<&RunResult> = runs.iter().filter(|r| r.verdict == Verdict::Fail).collect();
     for r in &failed {
         writeln!(out, "{} [{}]:", r.scenario, r.strategy)?;
         print_failure(r, out)?;
     }
-    write_outputs(&runs, &format!("Gauntlet compare: {}", files[0].scenario.name), &args.output)?;
+    write_outputs(&runs, "Gauntlet compare", &args.output)?;
+    if let Some(dir) = &args.output.out {
+        let seeds: Vec<String> = files.iter().map(|f| format!("{} seed {}", f.scenario.name, f.seeds[0])).collect();
+        let preamble = format!(
+            "Machine: {} {}, {} cores. Seeds: {}. Simulated time: results do not depend on the machine's \
+             speed; the same seed gives the same figures anywhere.",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::thread::available_parallelism().map_or(1, usize::from),
+            seeds.join(", "),
+        );
+        let path = dir.join("compare.md");
+        std::fs::write(&path, gauntlet_reports::comparison("Strategies compared", &preamble, &runs))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if !failed.is_empty() {
         return Err(Failed { failed: failed.len(), total: runs.len() }.into());
     }

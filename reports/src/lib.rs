@@ -9,7 +9,7 @@ mod markdown;
 mod model;
 
 pub use junit::junit;
-pub use markdown::{markdown, summary_line};
+pub use markdown::{comparison, load_share, markdown, summary_line};
 pub use model::{Bucket, Calls, Event, Expectation, Latency, Phase, RunResult, Server, Verdict};
 
 /// A run as pretty JSON.

@@ -71,3 +71,46 @@ pub fn markdown(title: &str, runs: &[RunResult]) -> String {
     }
     out
 }
+
+/// Each server's share of the answered calls, in percent: `search-0 34 % · search-1 33 % · …`.
+pub fn load_share(run: &RunResult) -> String {
+    let answered: u64 = run.servers.iter().map(|s| s.answered).sum();
+    let share = |n: u64| if answered == 0 { 0.0 } else { n as f64 * 100.0 / answered as f64 };
+    run.servers.iter().map(|s| format!("{} {:.0} %", s.name, share(s.answered))).collect::<Vec<_>>().join(" · ")
+}
+
+/// Strategies side by side, one table per scenario (in the order the runs come), after
+/// `preamble` (say the machine and the seeds there).
+pub fn comparison(title: &str, preamble: &str, runs: &[RunResult]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {title}\n\n{preamble}\n");
+    let mut scenarios: Vec<&str> = Vec::new();
+    for r in runs {
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
+        }
+    }
+    for scenario in scenarios {
+        let _ = writeln!(out, "## {scenario}\n");
+        out.push_str("| strategy | seed | success | p50 | p99 | p99.9 | retry × | recovery | load share | verdict |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+        for r in runs.iter().filter(|r| r.scenario == scenario) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} % | {} | {} | {} | {:.3} | {} | {} | {} |",
+                r.strategy,
+                r.seed,
+                r.calls.success_rate() * 100.0,
+                ms(r.latency.p50),
+                ms(r.latency.p99),
+                ms(r.latency.p999),
+                r.retry_amplification,
+                ms(r.recovery_ms),
+                load_share(r),
+                if r.verdict == Verdict::Pass { "pass" } else { "fail" },
+            );
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -145,8 +145,13 @@ fn a_failed_expectation_exits_1_and_prints_what_was_expected_measured_and_how_to
 
 #[test]
 fn compare_puts_the_strategies_side_by_side_and_the_adaptive_one_wins_the_latency_spike() {
-    let o = gauntlet(&["compare", "scenarios/latency-spike.toml"]);
+    let dir = scratch("compare");
+    let o = gauntlet(&["compare", "scenarios/latency-spike.toml", "--out", dir.to_str().expect("utf-8")]);
     assert!(o.status.success(), "{}", text(&o.stdout));
+    let table = std::fs::read_to_string(dir.join("compare.md")).expect("compare.md");
+    assert!(table.contains("Machine: ") && table.contains("latency-spike seed 3"), "{table}");
+    assert!(table.contains("search-2 "), "the load share per server: {table}");
+    let _ = std::fs::remove_dir_all(dir);
     let out = text(&o.stdout);
     let p99 = |strategy: &str| -> f64 {
         let row = out.lines().find(|l| l.starts_with(strategy)).unwrap_or_else(|| panic!("no {strategy} row:\n{out}"));
