@@ -279,8 +279,6 @@ impl Bounds {
 /// A scenario's expectations.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Expectations {
-    /// The most calls that may be lost (the checker already demands 0; this can only say 0).
-    pub lost: u64,
     /// Bounds on the whole run.
     pub run: Bounds,
     /// Bounds per named phase.
@@ -313,11 +311,12 @@ impl Expectations {
 
     /// Checks the bounds on one run.
     pub fn check(&self, run: &RunResult) -> Vec<Expectation> {
+        // Every call must end: `lost` is always expected to be 0 (the checker demands it too).
         let mut out = vec![Expectation {
             name: "lost".to_owned(),
-            expected: format!("<= {}", self.lost),
+            expected: "== 0".to_owned(),
             measured: run.calls.lost.to_string(),
-            pass: run.calls.lost <= self.lost,
+            pass: run.calls.lost == 0,
         }];
         for (metric, bound) in &self.run.0 {
             out.push(check_bound(metric.to_string(), *metric, bound, metric.measure(run)));

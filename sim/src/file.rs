@@ -553,7 +553,7 @@ fn client(loc: &Locator<'_>, c: &RawClient) -> Result<(Value, String), FileError
     let mut policy = serde_json::Map::new();
     let strategy = match &c.balancer {
         Some(b) => strategy_named(loc, &at("balancer"), b)?,
-        None => Strategy::P2cPeakEwma.name().to_owned(),
+        None => gauntlet_client::config::PolicyConfig::default().balancer.name().to_owned(),
     };
     policy.insert("balancer".to_owned(), json!(strategy));
     let durations = [
@@ -885,5 +885,5 @@ fn expectations(
         }
         compare.push(c);
     }
-    Ok(Expectations { lost: 0, run, phases, compare })
+    Ok(Expectations { run, phases, compare })
 }

@@ -76,18 +76,23 @@ fn stats<'a>(calls: impl Iterator<Item = &'a CallRecord>) -> (Calls, Histogram<u
     let mut counts = Calls::default();
     let mut h = histogram();
     for c in calls {
-        counts.total += 1;
-        match (&c.end, c.took_us()) {
-            (Some(CallEnd::Ok { tool_error, .. }), Some(took)) => {
-                counts.ok += 1;
-                counts.tool_errors += u64::from(*tool_error);
-                h.saturating_record(took.max(1));
-            }
-            (None, _) | (_, None) => counts.lost += 1,
-            (Some(CallEnd::Failed(_)), _) => counts.failed += 1,
-        }
+        tally(&mut counts, &mut h, c);
     }
     (counts, h)
+}
+
+/// Counts `c`, and records its latency in `h` if it succeeded.
+fn tally(counts: &mut Calls, h: &mut Histogram<u64>, c: &CallRecord) {
+    counts.total += 1;
+    match (&c.end, c.took_us()) {
+        (Some(CallEnd::Ok { tool_error, .. }), Some(took)) => {
+            counts.ok += 1;
+            counts.tool_errors += u64::from(*tool_error);
+            h.saturating_record(took.max(1));
+        }
+        (None, _) | (_, None) => counts.lost += 1,
+        (Some(CallEnd::Failed(_)), _) => counts.failed += 1,
+    }
 }
 
 /// Attempts per call that was sent at all: 1 when nothing was retried or hedged. Calls that
@@ -132,13 +137,7 @@ pub fn summarize(scenario: &Scenario, report: &RunReport) -> RunResult {
     for c in &report.calls {
         let i = usize::try_from(c.start_us / width).unwrap_or(usize::MAX).min(n.saturating_sub(1));
         if let Some((counts, h)) = buckets.get_mut(i) {
-            let (one, took) = stats(std::iter::once(c));
-            counts.total += one.total;
-            counts.ok += one.ok;
-            counts.failed += one.failed + one.lost;
-            if one.ok == 1 {
-                h.add(&took).expect("same bounds");
-            }
+            tally(counts, h, c);
         }
     }
     let series = buckets
@@ -150,7 +149,7 @@ pub fn summarize(scenario: &Scenario, report: &RunReport) -> RunResult {
                 t_ms: (i as u64 * width) as f64 / 1e3,
                 started: c.total,
                 ok: c.ok,
-                failed: c.failed,
+                failed: c.failed + c.lost,
                 p50_ms: l.p50,
                 p99_ms: l.p99,
             }

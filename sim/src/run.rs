@@ -338,6 +338,8 @@ pub(crate) fn step(sim: &mut turmoil::Sim<'_>, scenario: &Scenario) -> Result<bo
 /// Runs `scenario` to completion.
 pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     let config = client_config(scenario)?;
+    // The client names servers by their index in its configuration (sorted by name).
+    let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
     let root = SeededRng::new(scenario.seed);
     let deadline = scenario.workload.deadline;
     let limit = CONNECT_GRACE + scenario.duration + deadline + Duration::from_secs(30);
@@ -439,7 +441,6 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
 
     let Log { calls, client } = std::mem::take(&mut *log.lock().expect("log"));
     let calls: Vec<CallRecord> = calls.into_values().collect();
-    let names: Vec<String> = config_names(scenario)?;
     let events = timeline(fault_events, &client, &names);
     let receipts = receipts.lock().expect("receipts").clone();
     let mut violations = check(&calls, &receipts, deadline, scenario.tick);
@@ -468,11 +469,6 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
         violations,
         digest,
     })
-}
-
-/// The servers' names in the client's order (its configuration sorts them by name).
-fn config_names(scenario: &Scenario) -> Result<Vec<String>, SimError> {
-    Ok(client_config(scenario)?.servers.into_iter().map(|s| s.name).collect())
 }
 
 fn fault_event(t_us: u64, kind: &str, server: &str, fault: &FaultKind) -> Event {

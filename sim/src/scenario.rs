@@ -288,7 +288,8 @@ impl Scenario {
 
     /// The balancing strategy the policy names (the client's default if none).
     pub fn strategy(&self) -> String {
-        self.policy.get("balancer").and_then(serde_json::Value::as_str).unwrap_or("p2c-peak-ewma").to_owned()
+        let default = gauntlet_client::config::PolicyConfig::default().balancer.name();
+        self.policy.get("balancer").and_then(serde_json::Value::as_str).unwrap_or(default).to_owned()
     }
 
     /// When the last fault ends (`None` without faults).
