@@ -5,8 +5,9 @@
 //! the same protocol era. The ratio of their throughputs, from batches alternated in one loop,
 //! is the figure to quote; the target is ≥ 0.8.
 
+mod common;
+
 use std::hint::black_box;
-use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,26 +194,15 @@ fn calls(c: &mut Criterion) {
     });
     group.finish();
 
-    // The ratio, from batches alternated in one loop so that the machine's noise hits both
-    // sides alike: the median of per-round throughput ratios.
-    let mut ratios = Vec::new();
-    for _ in 0..RATIO_ROUNDS {
-        let t = Instant::now();
-        runtime.block_on(raw_batch(&peers));
-        let raw = t.elapsed();
-        let t = Instant::now();
-        runtime.block_on(gauntlet_batch(&client));
-        let gauntlet = t.elapsed();
-        ratios.push(raw.as_secs_f64() / gauntlet.as_secs_f64());
-    }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
-    let (lo, hi) = (ratios[ratios.len() / 10], ratios[ratios.len() * 9 / 10]);
-    let line = format!(
-        "client/ratio: gauntlet / raw-rmcp throughput, median of {RATIO_ROUNDS} alternated rounds: {median:.2} (p10 {lo:.2}, p90 {hi:.2})"
+    // The ratio of throughputs, gauntlet / raw, is raw time / gauntlet time.
+    let ratio = common::alternated(
+        RATIO_ROUNDS,
+        || runtime.block_on(gauntlet_batch(&client)),
+        || runtime.block_on(raw_batch(&peers)),
     );
-    // A bench reports on stderr, beside criterion's own output.
-    let _ = writeln!(std::io::stderr(), "{line}");
+    common::report(&format!(
+        "client/ratio: gauntlet / raw-rmcp throughput, median of {RATIO_ROUNDS} alternated rounds: {ratio}"
+    ));
 }
 
 /// Alternated rounds for the throughput ratio.

@@ -6,8 +6,9 @@
 //! The tick is 1 ms: it resolves millisecond service times. A longer tick runs faster (idle
 //! ticks cost wall time) but rounds latencies up to the tick.
 
+mod common;
+
 use std::hint::black_box;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -51,16 +52,11 @@ fn throughput(c: &mut Criterion) {
         let n = baseline::run_raw(&s).expect("runs") as f64;
         raw.push(n / t.elapsed().as_secs_f64());
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (ours, raw) = (median(&mut ours), median(&mut raw));
-    let line = format!(
+    let (ours, raw) = (common::Spread::of(ours).median, common::Spread::of(raw).median);
+    common::report(&format!(
         "sim/throughput: gauntlet {ours:.0} calls/s, raw rmcp over turmoil {raw:.0} calls/s, ratio {:.2} ({SERVERS} servers, {CALLERS} callers, 1 ms tick, median of {ROUNDS} alternated runs)",
         ours / raw
-    );
-    let _ = writeln!(std::io::stderr(), "{line}");
+    ));
 }
 
 criterion_group!(benches, throughput);

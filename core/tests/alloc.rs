@@ -16,7 +16,7 @@ use gauntlet_core::metrics::Metrics;
 use gauntlet_core::outcome::{Classifier, Outcome};
 use gauntlet_core::outlier::{OutlierConfig, OutlierDetector};
 use gauntlet_core::retry::{BudgetConfig, CallKind, RetryBudget};
-use gauntlet_core::route::ToolHints;
+use gauntlet_core::route::{Catalog, CatalogConfig, RouteTable, ServerTools, ToolHints};
 use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerId, ServerSpec, Time};
 
 thread_local! {
@@ -92,9 +92,14 @@ fn picks_and_records() {
     }
 }
 
-/// Breaker permit + record through trips and recoveries, retry-budget deposits and
-/// withdrawals, hedge decisions, outlier, health and metrics records.
+/// A route lookup, breaker permit + record through trips and recoveries, retry-budget
+/// deposits and withdrawals, hedge decisions, outlier, health and metrics records.
 fn breaker_budget_and_recorders() {
+    let servers: Vec<_> = (0..4)
+        .map(|i| ServerTools::new(ServerId(i), &format!("s{i}"), &["search", "fetch", "write"]).in_group("g"))
+        .collect();
+    let routes = RouteTable::new(&Catalog::build(&servers, &CatalogConfig::default()).unwrap(), &[]);
+    let tools = ["g__search", "g__fetch", "g__write"];
     let classifier = Classifier::default();
     let mut breaker = Breaker::new(BreakerConfig::default(), Time::ZERO);
     let mut budget = RetryBudget::new(BudgetConfig::default());
@@ -111,6 +116,8 @@ fn breaker_budget_and_recorders() {
     let before = allocations();
     for k in 0..50_000u64 {
         let now = Time::from_millis(k);
+        let route = routes.route(tools[(k % 3) as usize]).expect("routed");
+        assert_eq!(route.tiers[0].len(), 4);
         // Failures come in bursts so the breaker trips, opens, probes and closes again.
         let outcome = if (k / 500) % 3 == 1 { Outcome::Timeout } else { outcomes[(k % 5) as usize] };
         let verdict = classifier.classify(outcome);
@@ -125,8 +132,9 @@ fn breaker_budget_and_recorders() {
         let server = ServerId((k % 4) as u32);
         let _ = outlier.record(server, verdict, now);
         let _ = health.record_call(verdict);
+        metrics.record_pick(Strategy::P2cPeakEwma, 0);
         metrics.record_attempt(server, outcome, latency);
     }
     let spent = allocations() - before;
-    assert_eq!(spent, 0, "the breaker, budget and recorders allocated {spent} times in 50,000 calls");
+    assert_eq!(spent, 0, "the route lookup, breaker, budget and recorders allocated {spent} times in 50,000 calls");
 }
