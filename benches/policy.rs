@@ -36,6 +36,10 @@ use tower::retry::budget::{Budget, TpsBudget};
 const ANSWER_COUNTS: [usize; 3] = [3, 5, 7];
 /// One call in this many fails (never enough to trip the default breaker).
 const FAILURE_EVERY: u64 = 16;
+/// Alternated rounds for the ratio against tower, and operations per round.
+const RATIO_ROUNDS: usize = 30;
+const RATIO_OPS: u64 = 200_000;
+const SEED: u64 = 0x510b_7a1e;
 
 fn breaker(c: &mut Criterion) {
     let mut breaker = Breaker::new(BreakerConfig::default(), Time::ZERO);
@@ -334,11 +338,6 @@ fn pipeline(c: &mut Criterion) {
         q(&timer, 0.99),
     ));
 }
-
-/// Alternated rounds for the ratio against tower, and operations per round.
-const RATIO_ROUNDS: usize = 30;
-const RATIO_OPS: u64 = 200_000;
-const SEED: u64 = 0x510b_7a1e;
 
 criterion_group!(benches, breaker, budget, hedge, aggregate, catalog, pipeline);
 criterion_main!(benches);
