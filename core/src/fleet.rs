@@ -20,7 +20,8 @@ use std::time::Duration;
 use crate::time::{Time, nanos_of};
 
 /// A server's dense index in its [`Fleet`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ServerId(pub u32);
 
 impl ServerId {

@@ -24,6 +24,10 @@
 //! - [`health`]: active checks with jitter, combined with passive signals.
 //! - [`metrics`]: per-server counters and HDR histograms, Prometheus text.
 //!
+//! [`policy`] puts them together: the typed [`Policy`](policy::Policy) a user writes, and the
+//! [`Engine`](policy::Engine) that owns every mechanism's state and makes each decision of a
+//! call. The client and the simulator drive that engine; they decide nothing themselves.
+//!
 //! ```
 //! use gauntlet_core::balance::{Balancer, P2c, PeakEwma, PickContext};
 //! use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerSpec, Time};
@@ -50,6 +54,7 @@ pub mod latency;
 pub mod metrics;
 pub mod outcome;
 pub mod outlier;
+pub mod policy;
 pub mod retry;
 pub mod rng;
 pub mod route;

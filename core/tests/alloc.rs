@@ -1,4 +1,5 @@
-//! The hot path does not allocate: a counting global allocator watches picks and records.
+//! The hot path does not allocate: a counting global allocator watches every balancer's picks
+//! and the engine's whole per-call path.
 //!
 //! Its own test binary, because a global allocator is process-wide, and one `#[test]`, because
 //! the test harness's other threads would allocate concurrently and blur the count.
@@ -9,14 +10,9 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use gauntlet_core::balance::{BalancerConfig, PickContext, SlowStartConfig, Strategy};
-use gauntlet_core::breaker::{Breaker, BreakerConfig};
-use gauntlet_core::health::{Health, HealthConfig};
-use gauntlet_core::hedge::{HedgeConfig, Hedger};
-use gauntlet_core::metrics::Metrics;
-use gauntlet_core::outcome::{Classifier, Outcome};
-use gauntlet_core::outlier::{OutlierConfig, OutlierDetector};
-use gauntlet_core::retry::{BudgetConfig, CallKind, RetryBudget};
-use gauntlet_core::route::{Catalog, CatalogConfig, RouteTable, ServerTools, ToolHints};
+use gauntlet_core::outcome::Outcome;
+use gauntlet_core::policy::{Engine, Hedge, HedgePolicy, Next, Policy, ServerEntry};
+use gauntlet_core::route::{ServerTools, ToolHints, ToolInfo};
 use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerId, ServerSpec, Time};
 
 thread_local! {
@@ -53,7 +49,7 @@ fn allocations() -> u64 {
 #[test]
 fn the_per_call_policy_path_allocates_nothing() {
     picks_and_records();
-    breaker_budget_and_recorders();
+    the_engines_call_path();
 }
 
 /// Every balancer's pick, and the fleet's record of the call, once caches are warm.
@@ -92,49 +88,59 @@ fn picks_and_records() {
     }
 }
 
-/// A route lookup, breaker permit + record through trips and recoveries, retry-budget
-/// deposits and withdrawals, hedge decisions, outlier, health and metrics records.
-fn breaker_budget_and_recorders() {
-    let servers: Vec<_> = (0..4)
-        .map(|i| ServerTools::new(ServerId(i), &format!("s{i}"), &["search", "fetch", "write"]).in_group("g"))
+/// The engine's whole per-call path, as the client runs it: begin (route lookup, budget
+/// deposit), pick (poll, balancer, breaker permit), hedge decisions, finish (fleet, breaker,
+/// outlier, health, metrics, hedger records, then the retry decision) and cancel, through
+/// breaker trips and recoveries.
+fn the_engines_call_path() {
+    let servers: Vec<ServerEntry> = (0..100)
+        .map(|i| ServerEntry { name: format!("s{i}"), weight: 1, priority: 0, trusted: true })
         .collect();
-    let routes = RouteTable::new(&Catalog::build(&servers, &CatalogConfig::default()).unwrap(), &[]);
-    let tools = ["g__search", "g__fetch", "g__write"];
-    let classifier = Classifier::default();
-    let mut breaker = Breaker::new(BreakerConfig::default(), Time::ZERO);
-    let mut budget = RetryBudget::new(BudgetConfig::default());
-    let mut hedger = Hedger::new(HedgeConfig::default());
-    let mut outlier = OutlierDetector::new(OutlierConfig::default(), 4, Time::ZERO);
-    let mut rng = SeededRng::new(2);
-    let mut health = Health::new(HealthConfig::default(), Time::ZERO, &mut rng);
-    let mut metrics = Metrics::new();
-    for i in 0..4 {
-        metrics.add_server(ServerId(i), &format!("s{i}"));
+    let mut policy = Policy::default();
+    policy.hedge = Some(HedgePolicy { after: Some("2ms".parse().unwrap()), ..HedgePolicy::default() });
+    let mut engine = Engine::new(policy, &servers, None).unwrap();
+    let tools: Vec<ServerTools> = (0..100)
+        .map(|i| {
+            let mut s = ServerTools::new(ServerId(i), &format!("s{i}"), &[]).in_group("g");
+            s.tools = ["search", "fetch", "write"]
+                .iter()
+                .map(|t| ToolInfo { name: (*t).to_owned(), hints: ToolHints { read_only: true, idempotent: true } })
+                .collect();
+            s
+        })
+        .collect();
+    engine.set_tools(&tools).unwrap();
+    for i in 0..100 {
+        engine.link(ServerId(i), true, Time::ZERO);
     }
-    let kind = CallKind::Tool { hints: ToolHints { read_only: true, idempotent: true }, trusted: true };
+    let names = ["g__search", "g__fetch", "g__write"];
     let outcomes = [Outcome::Success, Outcome::Timeout, Outcome::ToolError, Outcome::Transport, Outcome::Success];
-    let before = allocations();
-    for k in 0..50_000u64 {
+    // Warm the balancers' caches.
+    for k in 0..100u64 {
         let now = Time::from_millis(k);
-        let route = routes.route(tools[(k % 3) as usize]).expect("routed");
-        assert_eq!(route.tiers[0].len(), 4);
-        // Failures come in bursts so the breaker trips, opens, probes and closes again.
+        let mut call = engine.begin(names[(k % 3) as usize], None, None, now).unwrap();
+        let a = engine.pick(&mut call, now).unwrap();
+        let _ = engine.finish(&mut call, a, Outcome::Success, true, now + Duration::from_millis(1));
+    }
+    let before = allocations();
+    for k in 100..50_000u64 {
+        let now = Time::from_millis(k);
+        let mut call = engine.begin(names[(k % 3) as usize], None, Some(k), now).unwrap();
+        // Failures come in bursts so breakers trip, open, probe and close again.
         let outcome = if (k / 500) % 3 == 1 { Outcome::Timeout } else { outcomes[(k % 5) as usize] };
-        let verdict = classifier.classify(outcome);
-        let latency = Duration::from_micros(100 + k % 5_000);
-        if let Ok(permit) = breaker.permit(now) {
-            let _ = breaker.record(permit, verdict, latency, now);
+        let mut t = now;
+        loop {
+            let Some(a) = engine.pick(&mut call, t) else { break };
+            let later = t + Duration::from_micros(100 + k % 5_000);
+            if let Hedge::Send(b) = engine.hedge(&mut call, t + Duration::from_millis(3)) {
+                engine.cancel(b, later);
+            }
+            match engine.finish(&mut call, a, outcome, true, later) {
+                Next::Retry(after) => t = later + after,
+                Next::Done | Next::Wait | Next::GiveUp(_) => break,
+            }
         }
-        budget.deposit(now);
-        let _ = budget.withdraw(now);
-        hedger.observe(latency);
-        let _ = hedger.decide(kind, latency, 0, now, now + Duration::from_secs(1), &mut budget);
-        let server = ServerId((k % 4) as u32);
-        let _ = outlier.record(server, verdict, now);
-        let _ = health.record_call(verdict);
-        metrics.record_pick(Strategy::P2cPeakEwma, 0);
-        metrics.record_attempt(server, outcome, latency);
     }
     let spent = allocations() - before;
-    assert_eq!(spent, 0, "the route lookup, breaker, budget and recorders allocated {spent} times in 50,000 calls");
+    assert_eq!(spent, 0, "the engine's call path allocated {spent} times in 49,900 calls");
 }

@@ -143,6 +143,50 @@ pub fn all(answers: &[Answer]) -> Result<Merged<'_>, AggregateError> {
     Ok(merged)
 }
 
+impl Aggregation {
+    /// The agreement needed when `asked` servers were asked (`None`: not a vote).
+    pub fn needed(self, asked: usize) -> Option<u32> {
+        match self {
+            Aggregation::Majority => Some(u32::try_from(asked / 2 + 1).unwrap_or(u32::MAX)),
+            Aggregation::Quorum(k) => Some(k.max(1)),
+            Aggregation::First | Aggregation::Fastest | Aggregation::All => None,
+        }
+    }
+
+    /// Whether `answers` (in arrival order, of the `asked` servers) already settle this
+    /// aggregation, so the servers still working can be cancelled:
+    /// - `first` and `fastest`: at the first success (the first to arrive is the fastest);
+    /// - `all`: when every server answered;
+    /// - `majority` / `quorum(k)`: as soon as `k` agree and no other answer can still reach `k`,
+    ///   or as soon as agreement has become impossible; always when every server answered.
+    pub fn settled(self, answers: &[Answer], asked: usize) -> bool {
+        if answers.len() >= asked {
+            return true;
+        }
+        let Some(k) = self.needed(asked) else {
+            return self != Aggregation::All && answers.iter().any(|a| a.result.is_ok());
+        };
+        let k = k as usize;
+        let remaining = asked - answers.len();
+        let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+        for a in answers {
+            if let Ok(v) = &a.result {
+                *groups.entry(canonical(v)).or_default() += 1;
+            }
+        }
+        let mut sizes: Vec<usize> = groups.into_values().collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        let top = sizes.first().copied().unwrap_or(0);
+        let second = sizes.get(1).copied().unwrap_or(0);
+        // Reached, and no rival can reach k with every answer still to come.
+        if top >= k && second + remaining < k {
+            return true;
+        }
+        // Impossible: even if every answer to come agreed with the largest group.
+        top + remaining < k
+    }
+}
+
 /// The quorum of a strict majority of the servers asked: `⌊n/2⌋ + 1`.
 pub fn majority(answers: &[Answer]) -> Result<Agreement<'_>, AggregateError> {
     quorum(answers, (answers.len() / 2 + 1) as u32)
@@ -235,5 +279,41 @@ mod tests {
         let m = all(&answers).unwrap();
         assert_eq!(m.answers, [(ServerId(0), &json!("a")), (ServerId(2), &json!("b"))]);
         assert_eq!(m.errors, [(ServerId(1), "timeout")]);
+    }
+
+    #[test]
+    fn first_settles_at_the_first_success_and_all_waits_for_everyone() {
+        let a = [err(0, 5), ok(1, 10, json!(1))];
+        assert!(!Aggregation::First.settled(&a[..1], 4));
+        assert!(Aggregation::First.settled(&a, 4));
+        assert!(Aggregation::Fastest.settled(&a, 4));
+        assert!(!Aggregation::All.settled(&a, 4));
+        assert!(Aggregation::All.settled(&a, 2));
+    }
+
+    #[test]
+    fn majority_settles_once_a_majority_agrees_or_cannot() {
+        // Three of five agree: settled with two still out.
+        let agree = [ok(0, 1, json!("x")), ok(1, 1, json!("x")), ok(2, 1, json!("x"))];
+        assert!(!Aggregation::Majority.settled(&agree[..2], 5));
+        assert!(Aggregation::Majority.settled(&agree, 5));
+        assert_eq!(majority_of(&agree, 5), Some(vec![ServerId(0), ServerId(1), ServerId(2)]));
+        // Three different answers of five: no answer can reach three any more.
+        let split = [ok(0, 1, json!("a")), ok(1, 1, json!("b")), err(2, 1), ok(3, 1, json!("c"))];
+        assert!(!Aggregation::Majority.settled(&split[..2], 5));
+        assert!(Aggregation::Majority.settled(&split, 5));
+    }
+
+    #[test]
+    fn a_low_quorum_waits_while_a_rival_answer_could_still_reach_it() {
+        // k = 2 of 5: "a" reached 2, but "b" (1) could still reach 2 with 2 answers to come.
+        let a = [ok(0, 1, json!("a")), ok(1, 1, json!("a")), ok(2, 1, json!("b"))];
+        assert!(!Aggregation::Quorum(2).settled(&a, 5));
+        assert!(Aggregation::Quorum(2).settled(&a[..2], 3));
+    }
+
+    fn majority_of(answers: &[Answer], asked: usize) -> Option<Vec<ServerId>> {
+        let k = Aggregation::Majority.needed(asked)?;
+        quorum(answers, k).ok().map(|a| a.agreeing)
     }
 }

@@ -191,14 +191,48 @@ pub enum State {
     },
 }
 
-impl State {
-    /// The state's name, for events and reports.
-    pub fn name(&self) -> &'static str {
+/// A breaker state without its timestamps: what events, checkers and reports carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Calls flow.
+    Closed,
+    /// Calls are refused.
+    Open,
+    /// Probes only.
+    HalfOpen,
+}
+
+impl Phase {
+    /// The phase's name, for people.
+    pub fn name(self) -> &'static str {
         match self {
-            State::Closed { .. } => "closed",
-            State::Open { .. } => "open",
-            State::HalfOpen { .. } => "half-open",
+            Phase::Closed => "closed",
+            Phase::Open => "open",
+            Phase::HalfOpen => "half-open",
         }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl State {
+    /// The state without its timestamps.
+    pub fn phase(&self) -> Phase {
+        match self {
+            State::Closed { .. } => Phase::Closed,
+            State::Open { .. } => Phase::Open,
+            State::HalfOpen { .. } => Phase::HalfOpen,
+        }
+    }
+
+    /// The state's name, for people.
+    pub fn name(&self) -> &'static str {
+        self.phase().name()
     }
 }
 

@@ -16,7 +16,8 @@ use crate::rng::SeededRng;
 use crate::time::nanos_of;
 
 /// The jitter kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Jitter {
     /// No jitter.
     None,

@@ -12,7 +12,8 @@ pub const MAX_RAW_TOOL_NAME: usize = 1_024;
 pub const MAX_TOOLS_PER_SERVER: usize = 10_000;
 
 /// How exposed names relate to the tools' own names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Namespacing {
     /// Every tool is `group__tool`. Names never change when servers join or leave.
     #[default]
@@ -99,7 +100,8 @@ impl ServerTools {
 }
 
 /// A group backed up by others, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fallback {
     /// The group backed up.
     pub group: String,

@@ -10,7 +10,8 @@ use std::fmt;
 pub const MAX_PATTERN_LEN: usize = 256;
 
 /// A compiled glob.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Pattern {
     source: String,
     glob: Vec<char>,
@@ -61,6 +62,20 @@ impl Pattern {
             }
         }
         p[pi..].iter().all(|&c| c == '*')
+    }
+}
+
+impl TryFrom<String> for Pattern {
+    type Error = PatternError;
+
+    fn try_from(source: String) -> Result<Pattern, PatternError> {
+        Pattern::new(&source)
+    }
+}
+
+impl From<Pattern> for String {
+    fn from(p: Pattern) -> String {
+        p.source
     }
 }
 
