@@ -7,28 +7,25 @@
 //! - `aggregate/majority/{3,5,7}`: a majority over n JSON answers, one of them dissenting;
 //! - `catalog/build/<namespacing>` and `catalog/routes`: the federated catalog and its route
 //!   table for 1,000 servers × 50 tools;
-//! - `pipeline/call`: one call's decisions as the client makes them (route, pick, breaker
-//!   permit, then the record everywhere), then the tail of that cost from an HDR histogram of
-//!   single calls, printed as p50 / p99 / p99.9 beside the cost of the timer alone.
+//! - `engine/call`: one call's decisions on the engine the client runs (`Engine::begin`,
+//!   `pick`, `finish`: route, budget, poll, balancer, breaker permit, every record and the retry
+//!   decision), 100 servers; then the tail of that cost from an HDR histogram of single calls,
+//!   printed as p50 / p99 / p99.9 beside the cost of the timer alone.
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use gauntlet_core::aggregate::{Answer, majority};
-use gauntlet_core::balance::{Balancer, PickContext, Strategy};
-use gauntlet_core::breaker::{Breaker, BreakerConfig, State as BreakerState};
-use gauntlet_core::health::{Health, HealthConfig};
+use gauntlet_core::breaker::{Breaker, BreakerConfig};
 use gauntlet_core::hedge::{HedgeConfig, Hedger};
-use gauntlet_core::metrics::Metrics;
-use gauntlet_core::outcome::{Classifier, Outcome, Verdict};
-use gauntlet_core::outlier::{Ejection, OutlierConfig, OutlierDetector};
+use gauntlet_core::outcome::{Outcome, Verdict};
+use gauntlet_core::policy::{Engine, Policy, ServerEntry};
 use gauntlet_core::retry::{BudgetConfig, CallKind, RetryBudget};
-use gauntlet_core::route::{Catalog, CatalogConfig, Namespacing, Route, RouteTable, ServerTools, ToolHints};
-use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerId, ServerSpec, Time};
+use gauntlet_core::route::{Catalog, CatalogConfig, Namespacing, RouteTable, ServerTools, ToolHints};
+use gauntlet_core::{ServerId, Time};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -172,148 +169,63 @@ fn catalog(c: &mut Criterion) {
     group.finish();
 }
 
-/// The pipeline's fleet: 100 servers in groups of 4, 20 tools each, balanced by P2C + Peak-EWMA.
-const PIPELINE_SERVERS: u32 = 100;
-const PIPELINE_REPLICAS: u32 = 4;
-const PIPELINE_TOOLS: usize = 20;
+/// The engine's fleet: 100 servers in groups of 4, 20 tools each, balanced by P2C + Peak-EWMA.
+const ENGINE_SERVERS: u32 = 100;
+const ENGINE_REPLICAS: u32 = 4;
+const ENGINE_TOOLS: usize = 20;
 /// Calls made before the tail is measured, and calls measured.
 const TAIL_WARM_UP: u64 = 200_000;
 const TAIL_CALLS: u64 = 2_000_000;
-/// Breakers and ejections are re-examined this often, as in the client.
-const POLL_EVERY: Duration = Duration::from_millis(50);
 const START: Time = Time::from_secs(60);
 
-/// The decisions and records of one call, in the client's order and with the client's parts
-/// (`gauntlet_client`'s `call_tool`, `pick` and `finish`), without its lock and its I/O. Each
-/// call is one microsecond of simulated time after the previous; one in `FAILURE_EVERY` times
-/// out, and latencies run from 0.2 ms to 2 ms.
-struct Pipeline {
+/// The engine the client runs, with every server connected, and the exposed tools it routes.
+/// Each call is one microsecond of simulated time after the previous; one in `FAILURE_EVERY`
+/// times out, and latencies run from 0.2 ms to 2 ms.
+struct Calls {
+    engine: Engine,
     tools: Vec<String>,
-    routes: BTreeMap<String, Route>,
-    balancers: BTreeMap<String, Vec<Box<dyn Balancer + Send>>>,
-    strategy: Strategy,
-    fleet: Fleet,
-    breakers: Vec<Breaker>,
-    outlier: OutlierDetector,
-    health: Vec<Health>,
-    metrics: Metrics,
-    budget: RetryBudget,
-    hedger: Hedger,
-    classifier: Classifier,
-    rng: SeededRng,
-    next_poll: Time,
-    ejections: Vec<Ejection>,
     tick: u64,
 }
 
-impl Pipeline {
-    fn new(strategy: Strategy) -> Pipeline {
-        let servers = federation(PIPELINE_SERVERS, PIPELINE_REPLICAS, PIPELINE_TOOLS);
-        let catalog = Catalog::build(&servers, &CatalogConfig::default()).expect("builds");
-        let table = RouteTable::new(&catalog, &[]);
-        let routes: BTreeMap<_, _> = table.routes().map(|r| (r.exposed.clone(), r.clone())).collect();
-        let balancers =
-            routes.values().map(|r| (r.exposed.clone(), r.tiers.iter().map(|_| strategy.build()).collect())).collect();
-        let mut fleet = Fleet::new(LatencyConfig::default());
-        let mut metrics = Metrics::new();
-        let mut rng = SeededRng::new(SEED);
-        for s in &servers {
-            let id = fleet.add(&s.name, ServerSpec::default()).expect("room");
-            metrics.add_server(id, &s.name);
+impl Calls {
+    fn new() -> Calls {
+        let servers = federation(ENGINE_SERVERS, ENGINE_REPLICAS, ENGINE_TOOLS);
+        let entries: Vec<ServerEntry> = servers
+            .iter()
+            .map(|s| ServerEntry { name: s.name.clone(), weight: 1, priority: 0, trusted: true })
+            .collect();
+        let policy = Policy { seed: SEED, ..Policy::default() };
+        let mut engine = Engine::new(policy, &entries, None).expect("a valid policy");
+        engine.set_tools(&servers).expect("builds");
+        for i in 0..ENGINE_SERVERS {
+            engine.link(ServerId(i), true, START);
         }
-        let n = servers.len();
-        Pipeline {
-            tools: routes.keys().cloned().collect(),
-            routes,
-            balancers,
-            strategy,
-            fleet,
-            breakers: (0..n).map(|_| Breaker::new(BreakerConfig::default(), START)).collect(),
-            outlier: OutlierDetector::new(OutlierConfig::default(), n, START),
-            health: (0..n).map(|_| Health::new(HealthConfig::default(), START, &mut rng)).collect(),
-            metrics,
-            budget: RetryBudget::new(BudgetConfig::default()),
-            hedger: Hedger::new(HedgeConfig::default()),
-            classifier: Classifier::default(),
-            rng,
-            next_poll: START,
-            ejections: Vec::new(),
-            tick: 0,
-        }
+        let tools = engine.routes().map(|(r, _)| r.exposed.clone()).collect();
+        Calls { engine, tools, tick: 0 }
     }
 
-    /// One call: route, pick, permit, and the record of its end. Returns the server.
+    /// One call: begin (route, budget), pick (poll, balancer, permit), finish (records, retry
+    /// decision). Returns the server.
     fn call(&mut self) -> ServerId {
         self.tick += 1;
         let k = self.tick;
         let now = START + Duration::from_micros(k);
-        // Route.
         let tool = &self.tools[(k % self.tools.len() as u64) as usize];
-        let route = self.routes.get(tool).expect("every tool is routed");
-        self.budget.deposit(now);
-        // Time-driven transitions.
-        if now >= self.next_poll {
-            self.next_poll = now + POLL_EVERY;
-            for (i, breaker) in (0..).zip(&mut self.breakers) {
-                if let Some(t) = breaker.poll(now) {
-                    self.fleet.set_breaker_open(ServerId(i), matches!(t.to, BreakerState::Open { .. }), now);
-                }
-            }
-            self.outlier.review(now, &mut self.ejections);
-            for e in self.ejections.drain(..) {
-                apply(&mut self.fleet, e, now);
-            }
-        }
-        // Pick, in the first tier.
-        let balancer = &mut self.balancers.get_mut(tool).expect("a balancer per tier")[0];
-        let ctx = PickContext::at(now);
-        let id = balancer.pick(&self.fleet.view(&route.tiers[0]), &ctx, &mut self.rng).expect("a server is available");
-        // Permit.
-        let breaker = &mut self.breakers[id.index()];
-        if let Some(t) = breaker.poll(now) {
-            self.fleet.set_breaker_open(id, matches!(t.to, BreakerState::Open { .. }), now);
-        }
-        let Ok(permit) = breaker.permit(now) else {
-            self.metrics.record_breaker_rejection(id);
-            return id;
-        };
-        self.fleet.begin(id);
-        self.metrics.record_pick(self.strategy, 0);
-        // Record its end everywhere.
+        let mut call = self.engine.begin(tool, None, None, now).expect("routed");
+        let attempt = self.engine.pick(&mut call, now).expect("a server is available");
         let outcome = if k.is_multiple_of(FAILURE_EVERY) { Outcome::Timeout } else { Outcome::Success };
         let latency = Duration::from_micros(200 + k % 1_800);
-        let verdict = self.classifier.classify(outcome);
-        self.fleet.end(id, latency, now);
-        if let Some(t) = self.breakers[id.index()].record(permit, verdict, latency, now) {
-            self.fleet.set_breaker_open(id, matches!(t.to, BreakerState::Open { .. }), now);
-        }
-        if let Some(e) = self.outlier.record(id, verdict, now) {
-            apply(&mut self.fleet, e, now);
-        }
-        if let Some(healthy) = self.health[id.index()].record_call(verdict) {
-            self.fleet.set_healthy(id, healthy, now);
-        }
-        self.metrics.record_attempt(id, outcome, latency);
-        if verdict == Verdict::Success {
-            self.hedger.observe(latency);
-        }
-        id
+        black_box(self.engine.finish(&mut call, attempt, outcome, true, now + latency));
+        attempt.server
     }
 }
 
-fn apply(fleet: &mut Fleet, e: Ejection, now: Time) {
-    match e {
-        Ejection::Eject { server, .. } => fleet.set_ejected(server, true, now),
-        Ejection::Restore { server } => fleet.set_ejected(server, false, now),
-    }
-}
-
-fn pipeline(c: &mut Criterion) {
-    let mut p = Pipeline::new(Strategy::P2cPeakEwma);
-    c.bench_function("pipeline/call", |b| b.iter(|| black_box(p.call())));
+fn engine(c: &mut Criterion) {
+    let mut p = Calls::new();
+    c.bench_function("engine/call", |b| b.iter(|| black_box(p.call())));
 
     // The tail: every call timed alone, and the timer alone beside it.
-    let mut p = Pipeline::new(Strategy::P2cPeakEwma);
+    let mut p = Calls::new();
     for _ in 0..TAIL_WARM_UP {
         p.call();
     }
@@ -329,7 +241,7 @@ fn pipeline(c: &mut Criterion) {
     }
     let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q);
     common::report(&format!(
-        "pipeline/tail: one call's route + pick + permit + record over {TAIL_CALLS} calls: p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns (the timer alone: p50 {} ns, p99 {} ns)",
+        "engine/tail: one call's begin + pick + finish over {TAIL_CALLS} calls: p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns (the timer alone: p50 {} ns, p99 {} ns)",
         q(&cost, 0.5),
         q(&cost, 0.99),
         q(&cost, 0.999),
@@ -339,5 +251,5 @@ fn pipeline(c: &mut Criterion) {
     ));
 }
 
-criterion_group!(benches, breaker, budget, hedge, aggregate, catalog, pipeline);
+criterion_group!(benches, breaker, budget, hedge, aggregate, catalog, engine);
 criterion_main!(benches);

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gauntlet_sim::{Arrivals, Scenario, ServerGroup, ServiceTime, SimTool, Workload, baseline, run};
-use serde_json::json;
 
 const SERVERS: u32 = 5;
 const CALLERS: u32 = 16;
@@ -31,7 +30,7 @@ fn scenario() -> Scenario {
         aggregate: None,
     };
     let mut s = Scenario::new("throughput", SEED, Duration::from_secs(SIM_SECONDS), vec![fleet], workload);
-    s.policy = json!({"balancer": "round-robin"});
+    s.policy.balancer = gauntlet_core::balance::Strategy::RoundRobin;
     s
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use gauntlet_core::balance::Strategy;
-use gauntlet_reports::{Calls, Latency, RunResult, Verdict};
+use gauntlet_reports::{RunResult, Verdict};
 use gauntlet_sim::file::{self, ScenarioFile};
 
 use crate::bundled::BUNDLED;
@@ -109,7 +109,7 @@ fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
 pub(crate) struct Unit {
     pub(crate) file: usize,
     pub(crate) seed: u64,
-    pub(crate) strategies: Vec<String>,
+    pub(crate) strategies: Vec<Strategy>,
 }
 
 /// Every unit of `files`, in file then seed order.
@@ -126,58 +126,9 @@ pub(crate) fn shard(units: Vec<Unit>, k: usize, n: usize) -> Vec<Unit> {
     units.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, u)| u).collect()
 }
 
-/// A run that could not complete (turmoil stopped it): a failure with the reason.
-fn broken_run(f: &ScenarioFile, seed: u64, strategy: &str, reason: String) -> RunResult {
-    RunResult {
-        scenario: f.scenario.name.clone(),
-        file: f.file.clone(),
-        seed,
-        strategy: strategy.to_owned(),
-        digest: String::new(),
-        verdict: Verdict::Fail,
-        calls: Calls::default(),
-        attempts: 0,
-        retry_amplification: 0.0,
-        latency: Latency::default(),
-        recovery_ms: None,
-        phases: Vec::new(),
-        servers: Vec::new(),
-        series: Vec::new(),
-        events: Vec::new(),
-        violations: vec![reason],
-        expectations: Vec::new(),
-    }
-}
-
 /// Runs one unit: each strategy, then its expectations and comparisons.
 pub(crate) fn run_unit(f: &ScenarioFile, unit: &Unit) -> Vec<RunResult> {
-    let mut runs: Vec<RunResult> = unit
-        .strategies
-        .iter()
-        .map(|strategy| {
-            let scenario = f.scenario(unit.seed, strategy);
-            match gauntlet_sim::run(&scenario) {
-                Ok(report) => {
-                    let mut r = gauntlet_sim::summarize(&scenario, &report);
-                    r.file.clone_from(&f.file);
-                    r.expectations = f.expect.check(&r);
-                    r
-                }
-                Err(e) => broken_run(f, unit.seed, strategy, e.to_string()),
-            }
-        })
-        .collect();
-    let compared: Vec<Vec<gauntlet_reports::Expectation>> = {
-        let all: Vec<&RunResult> = runs.iter().collect();
-        runs.iter().map(|r| f.expect.compare(&r.strategy, &all)).collect()
-    };
-    for (r, c) in runs.iter_mut().zip(compared) {
-        r.expectations.extend(c);
-        if !r.violations.is_empty() || r.expectations.iter().any(|e| !e.pass) {
-            r.verdict = Verdict::Fail;
-        }
-    }
-    runs
+    f.run_seed(unit.seed, &unit.strategies)
 }
 
 /// Runs `units` on `jobs` threads, with a progress bar on a terminal; results in unit order.
@@ -288,8 +239,8 @@ pub(crate) fn suite(args: &SuiteArgs, out: &mut impl Write, err: &mut impl Write
     finish(&files, &units, "Gauntlet suite", &args.output, out)
 }
 
-fn checked_strategy(name: &str) -> anyhow::Result<String> {
-    name.parse::<Strategy>().map(|s| s.name().to_owned()).map_err(|e| anyhow::anyhow!("--strategy: {e}"))
+fn checked_strategy(name: &str) -> anyhow::Result<Strategy> {
+    name.parse::<Strategy>().map_err(|e| anyhow::anyhow!("--strategy: {e}"))
 }
 
 /// `gauntlet run`.
@@ -306,7 +257,7 @@ pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) ->
     }
     if let Some(s) = &args.strategy {
         // With the strategies its comparisons need, so that a comparison replays too.
-        f.strategies = f.expect.needed_with(&checked_strategy(s)?);
+        f.strategies = f.expect.needed_with(checked_strategy(s)?);
     }
     let files = [f];
     let title = format!("Gauntlet run: {}", files[0].scenario.name);
@@ -315,13 +266,14 @@ pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) ->
 
 /// `gauntlet compare`: the same world and seed under each strategy, in one table per file.
 pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
-    let strategies: Vec<String> = args.strategies.iter().map(|s| checked_strategy(s)).collect::<anyhow::Result<_>>()?;
+    let strategies: Vec<Strategy> =
+        args.strategies.iter().map(|s| checked_strategy(s)).collect::<anyhow::Result<_>>()?;
     let mut files = load(&args.files, err)?;
     for f in &mut files {
         if !strategies.is_empty() {
             f.strategies.clone_from(&strategies);
         } else if f.strategies.len() == 1 {
-            f.strategies = Strategy::ALL.iter().map(|s| s.name().to_owned()).collect();
+            f.strategies = Strategy::ALL.to_vec();
         }
         f.seeds = vec![args.seed.unwrap_or(f.seeds[0])];
     }

@@ -9,7 +9,7 @@
 //!                   "headers": { "Authorization": "Bearer ${API_KEY:-dev}" } },
 //!     "raw":      { "type": "tcp", "address": "127.0.0.1:9000" }
 //!   },
-//!   "gauntlet": { "balancer": "p2c-peak-ewma", "callTimeout": "5s" }
+//!   "gauntlet": { "balancer": "p2c-peak-ewma", "call_timeout": "5s", "retry": { "max_attempts": 2 } }
 //! }
 //! ```
 //!
@@ -24,14 +24,16 @@
 //!   error naming the server and the key, because a typo in a policy key must not silently
 //!   fall back to a default.
 //! - Raw JSON is validated once, here, into a checked [`Config`]: every error names the server
-//!   and the field.
+//!   and the field, or the line and column.
+//! - The `gauntlet` section is a [`Policy`], the same type as a scenario's `[client]` table
+//!   (snake_case keys; see `docs/policy.md`). A key of the earlier camelCase format is
+//!   refused with the name of the key that replaced it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use gauntlet_core::balance::Strategy;
-use gauntlet_core::route::Namespacing;
+use gauntlet_core::policy::{self, Period, Policy, PolicyError};
 use serde::Deserialize;
 
 /// The most servers one configuration may name.
@@ -173,78 +175,31 @@ pub struct ServerConfig {
     pub redact: Redactor,
 }
 
-/// The client-wide policy, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PolicyConfig {
-    /// The balancing strategy within a replica set.
-    pub balancer: Strategy,
-    /// Honour priority tiers with this panic threshold.
-    pub priority_threshold: Option<f64>,
-    /// How exposed tool names are formed.
-    pub namespacing: Namespacing,
-    /// Attempts per logical call, the first included.
-    pub max_attempts: u32,
-    /// Retry budget: extra attempts per call.
-    pub retry_budget: f64,
-    /// Hedge after this long (`None`: no hedging).
-    pub hedge_after: Option<Duration>,
-    /// The default deadline of a logical call (all attempts).
-    pub deadline: Duration,
-    /// Time between active health checks.
-    pub health_interval: Duration,
-    /// Consecutive failures that open a server's breaker.
-    pub breaker_failures: u32,
-    /// How long a breaker stays open the first time.
-    pub breaker_open_for: Duration,
-    /// Whether breakers refuse calls (`false`: shadow mode, they only watch and report).
-    pub breaker_enforce: bool,
-    /// Servers that become available ramp up their share of picks over this long.
-    pub slow_start: Option<Duration>,
-    /// Serve results of trusted read-only tools from memory for this long (`None`: never).
-    pub result_cache_ttl: Option<Duration>,
-    /// Per-tool attempt deadlines, by exposed name; they replace the server's `callTimeout`.
-    pub tool_timeouts: BTreeMap<String, Duration>,
-    /// The seed of the client's random source.
-    pub seed: u64,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig {
-            balancer: Strategy::P2cPeakEwma,
-            priority_threshold: Some(gauntlet_core::balance::DEFAULT_THRESHOLD),
-            namespacing: Namespacing::Always,
-            max_attempts: 3,
-            retry_budget: 0.2,
-            hedge_after: None,
-            deadline: Duration::from_secs(30),
-            health_interval: Duration::from_secs(10),
-            breaker_failures: 5,
-            breaker_open_for: Duration::from_secs(5),
-            breaker_enforce: true,
-            slow_start: None,
-            result_cache_ttl: None,
-            tool_timeouts: BTreeMap::new(),
-            seed: 0,
-        }
-    }
-}
-
 /// A checked configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The servers, sorted by name.
     pub servers: Vec<ServerConfig>,
-    /// The policy.
-    pub policy: PolicyConfig,
+    /// The policy (the `gauntlet` section).
+    pub policy: Policy,
 }
 
 /// What is wrong with a configuration. Never contains a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// Not JSON, or not the expected shape.
+    /// Not JSON, or not the expected shape: where, and what.
+    #[error("{line}:{column}: {message}")]
+    Syntax {
+        /// 1-based line (0 when the error is about the whole file).
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configuration as a whole is wrong (no server, too many).
     #[error("{0}")]
-    Syntax(String),
+    Invalid(String),
     /// A field of one server is wrong.
     #[error("server `{server}`: `{field}`: {message}")]
     Server {
@@ -255,22 +210,13 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// A field of the `gauntlet` section is wrong.
-    #[error("gauntlet: `{field}`: {message}")]
-    Policy {
-        /// The field.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// Keys of the `gauntlet` section that do not fit together.
+    #[error("gauntlet: `{}`: {}", .0.path, .0.message)]
+    Policy(#[from] PolicyError),
 }
 
 fn server_error(server: &str, field: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Server { server: server.to_owned(), field: field.to_owned(), message: message.into() }
-}
-
-fn policy_error(field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Policy { field: field.to_owned(), message: message.into() }
 }
 
 #[derive(Deserialize)]
@@ -278,7 +224,7 @@ fn policy_error(field: &str, message: impl Into<String>) -> ConfigError {
 struct RawFile {
     mcp_servers: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
-    gauntlet: Option<RawPolicy>,
+    gauntlet: Policy,
 }
 
 #[derive(Deserialize, Default)]
@@ -319,65 +265,48 @@ struct RawServer {
     _timeout: serde_json::Value,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawPolicy {
-    balancer: Option<String>,
-    priority_threshold: Option<f64>,
-    namespacing: Option<String>,
-    max_attempts: Option<u32>,
-    retry_budget: Option<f64>,
-    hedge_after: Option<String>,
-    deadline: Option<String>,
-    call_timeout: Option<String>,
-    connect_timeout: Option<String>,
-    health_interval: Option<String>,
-    breaker_failures: Option<u32>,
-    breaker_open_for: Option<String>,
-    breaker_mode: Option<String>,
-    slow_start: Option<String>,
-    max_concurrency: Option<u32>,
-    queue: Option<u32>,
-    result_cache_ttl: Option<String>,
-    #[serde(default)]
-    tool_timeouts: BTreeMap<String, String>,
-    seed: Option<u64>,
-}
-
-/// The defaults a server inherits from the `gauntlet` section.
-struct ServerDefaults {
-    connect_timeout: Duration,
-    call_timeout: Duration,
-    max_concurrency: u32,
-    queue: u32,
-}
-
 impl Config {
     /// Parses and checks a configuration, expanding `${VAR}` from `env`.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let raw: RawFile = serde_json::from_str(text).map_err(|e| ConfigError::Syntax(format!("{e}")))?;
-        let raw_policy = raw.gauntlet.unwrap_or_default();
-        let (policy, defaults) = check_policy(&raw_policy)?;
+        let raw: RawFile = serde_json::from_str(text).map_err(|e| syntax_error(text, &e))?;
+        let policy = raw.gauntlet;
+        policy.check()?;
         if raw.mcp_servers.len() > MAX_SERVERS {
-            return Err(ConfigError::Syntax(format!("at most {MAX_SERVERS} servers, got {}", raw.mcp_servers.len())));
+            return Err(ConfigError::Invalid(format!("at most {MAX_SERVERS} servers, got {}", raw.mcp_servers.len())));
         }
         let mut servers = Vec::new();
         for (name, value) in raw.mcp_servers {
             if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-                return Err(ConfigError::Syntax(format!("server name {name:?} must be 1 to 128 printable characters")));
+                return Err(ConfigError::Invalid(format!(
+                    "server name {name:?} must be 1 to 128 printable characters"
+                )));
             }
             let raw: RawServer =
                 serde_json::from_value(value).map_err(|e| server_error(&name, "(entry)", e.to_string()))?;
             if raw.disabled {
                 continue;
             }
-            servers.push(check_server(&name, raw, &defaults, env)?);
+            servers.push(check_server(&name, raw, &policy, env)?);
         }
         if servers.is_empty() {
-            return Err(ConfigError::Syntax("`mcpServers` names no enabled server".to_owned()));
+            return Err(ConfigError::Invalid("`mcpServers` names no enabled server".to_owned()));
         }
         Ok(Config { servers, policy })
     }
+}
+
+/// serde_json's error with its position; a key of an earlier format is named with its
+/// replacement.
+fn syntax_error(text: &str, e: &serde_json::Error) -> ConfigError {
+    let moved = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("gauntlet")?.as_object().cloned())
+        .and_then(|section| section.keys().find_map(|k| Some((k.clone(), policy::moved(k)?))));
+    let message = match moved {
+        Some((old, new)) => format!("gauntlet: `{old}` is now `{new}` (see CHANGELOG.md)"),
+        None => e.to_string(),
+    };
+    ConfigError::Syntax { line: e.line(), column: e.column(), message }
 }
 
 fn duration(
@@ -387,103 +316,14 @@ fn duration(
     err: impl Fn(&str, String) -> ConfigError,
 ) -> Result<Duration, ConfigError> {
     let Some(text) = text else { return Ok(default) };
-    let d = humantime::parse_duration(text).map_err(|e| err(field, format!("`{text}` is not a duration ({e})")))?;
-    if d.is_zero() {
-        return Err(err(field, "must be positive".to_owned()));
-    }
-    Ok(d)
-}
-
-fn check_policy(raw: &RawPolicy) -> Result<(PolicyConfig, ServerDefaults), ConfigError> {
-    let d = PolicyConfig::default();
-    let perr = |f: &str, m: String| policy_error(f, m);
-    let balancer = match &raw.balancer {
-        Some(b) => b.parse::<Strategy>().map_err(|e| policy_error("balancer", e.to_string()))?,
-        None => d.balancer,
-    };
-    let namespacing = match raw.namespacing.as_deref() {
-        None => d.namespacing,
-        Some("always") => Namespacing::Always,
-        Some("on-collision") => Namespacing::OnCollision,
-        Some("prefer-priority") => Namespacing::PreferPriority,
-        Some("never") => Namespacing::Never,
-        Some(other) => {
-            return Err(policy_error(
-                "namespacing",
-                format!("`{other}` is not one of always, on-collision, prefer-priority, never"),
-            ));
-        }
-    };
-    let priority_threshold = match raw.priority_threshold {
-        Some(t) if !(0.0..=1.0).contains(&t) => return Err(policy_error("priorityThreshold", "must be in [0, 1]")),
-        other => other.or(d.priority_threshold),
-    };
-    let max_attempts = raw.max_attempts.unwrap_or(d.max_attempts);
-    if !(1..=10).contains(&max_attempts) {
-        return Err(policy_error("maxAttempts", "must be in 1..=10"));
-    }
-    let retry_budget = raw.retry_budget.unwrap_or(d.retry_budget);
-    if !(0.0..=10.0).contains(&retry_budget) {
-        return Err(policy_error("retryBudget", "must be in [0, 10]"));
-    }
-    let breaker_failures = raw.breaker_failures.unwrap_or(d.breaker_failures);
-    if breaker_failures == 0 {
-        return Err(policy_error("breakerFailures", "must be positive"));
-    }
-    let breaker_enforce = match raw.breaker_mode.as_deref() {
-        None | Some("enforce") => true,
-        Some("shadow") => false,
-        Some(other) => return Err(policy_error("breakerMode", format!("`{other}` is not one of enforce, shadow"))),
-    };
-    let hedge_after = match &raw.hedge_after {
-        Some(t) => Some(duration("hedgeAfter", Some(t), Duration::ZERO, perr)?),
-        None => None,
-    };
-    let policy = PolicyConfig {
-        balancer,
-        priority_threshold,
-        namespacing,
-        max_attempts,
-        retry_budget,
-        hedge_after,
-        deadline: duration("deadline", raw.deadline.as_deref(), d.deadline, perr)?,
-        health_interval: duration("healthInterval", raw.health_interval.as_deref(), d.health_interval, perr)?,
-        breaker_failures,
-        breaker_open_for: duration("breakerOpenFor", raw.breaker_open_for.as_deref(), d.breaker_open_for, perr)?,
-        breaker_enforce,
-        slow_start: match &raw.slow_start {
-            Some(t) => Some(duration("slowStart", Some(t), Duration::ZERO, perr)?),
-            None => None,
-        },
-        result_cache_ttl: match &raw.result_cache_ttl {
-            Some(t) => Some(duration("resultCacheTtl", Some(t), Duration::ZERO, perr)?),
-            None => None,
-        },
-        tool_timeouts: raw
-            .tool_timeouts
-            .iter()
-            .map(|(tool, t)| {
-                Ok((tool.clone(), duration(&format!("toolTimeouts.{tool}"), Some(t), Duration::ZERO, perr)?))
-            })
-            .collect::<Result<_, ConfigError>>()?,
-        seed: raw.seed.unwrap_or(d.seed),
-    };
-    let defaults = ServerDefaults {
-        connect_timeout: duration("connectTimeout", raw.connect_timeout.as_deref(), Duration::from_secs(10), perr)?,
-        call_timeout: duration("callTimeout", raw.call_timeout.as_deref(), Duration::from_secs(10), perr)?,
-        max_concurrency: raw.max_concurrency.unwrap_or(64),
-        queue: raw.queue.unwrap_or(256),
-    };
-    if defaults.max_concurrency == 0 {
-        return Err(policy_error("maxConcurrency", "must be positive"));
-    }
-    Ok((policy, defaults))
+    let d = text.parse::<Period>().map_err(|m| err(field, m))?;
+    Ok(d.get())
 }
 
 fn check_server(
     name: &str,
     raw: RawServer,
-    defaults: &ServerDefaults,
+    defaults: &Policy,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ServerConfig, ConfigError> {
     let substituted = std::cell::RefCell::new(Redactor::default());
@@ -568,7 +408,7 @@ fn check_server(
     if !(1..=gauntlet_core::fleet::MAX_WEIGHT).contains(&weight) {
         return Err(server_error(name, "weight", format!("must be in 1..={}", gauntlet_core::fleet::MAX_WEIGHT)));
     }
-    let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency);
+    let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency.get());
     if max_concurrency == 0 {
         return Err(server_error(name, "maxConcurrency", "must be positive"));
     }
@@ -580,10 +420,15 @@ fn check_server(
         priority: raw.priority.unwrap_or(0),
         tags: raw.tags,
         trusted: raw.trusted,
-        connect_timeout: duration("connectTimeout", raw.connect_timeout.as_deref(), defaults.connect_timeout, serr)?,
-        call_timeout: duration("callTimeout", raw.call_timeout.as_deref(), defaults.call_timeout, serr)?,
+        connect_timeout: duration(
+            "connectTimeout",
+            raw.connect_timeout.as_deref(),
+            defaults.connect_timeout.get(),
+            serr,
+        )?,
+        call_timeout: duration("callTimeout", raw.call_timeout.as_deref(), defaults.call_timeout.get(), serr)?,
         max_concurrency,
-        queue: raw.queue.unwrap_or(defaults.queue),
+        queue: raw.queue.unwrap_or(defaults.queue.get()),
         redact: substituted.into_inner(),
     })
 }
@@ -671,7 +516,7 @@ mod tests {
                 "b": {"type": "http", "url": "http://${HOST}:8080/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}},
                 "c": {"type": "tcp", "address": "${HOST}:9000", "callTimeout": "250ms"},
                 "off": {"command": "x", "disabled": true, "autoApprove": ["t"]}
-            }, "gauntlet": {"balancer": "round-robin", "namespacing": "on-collision", "hedgeAfter": "50ms"}}"#,
+            }, "gauntlet": {"balancer": "round-robin", "namespacing": "on-collision", "hedge": {"after": "50ms"}}}"#,
         )
         .unwrap();
         let names: Vec<_> = c.servers.iter().map(|s| s.name.as_str()).collect();
@@ -681,8 +526,8 @@ mod tests {
             matches!(&c.servers[1].transport, TransportSpec::Http { url, .. } if url == "http://127.0.0.1:8080/mcp")
         );
         assert_eq!(c.servers[2].call_timeout, Duration::from_millis(250));
-        assert_eq!(c.policy.balancer, Strategy::RoundRobin);
-        assert_eq!(c.policy.hedge_after, Some(Duration::from_millis(50)));
+        assert_eq!(c.policy.balancer, gauntlet_core::balance::Strategy::RoundRobin);
+        assert_eq!(c.policy.hedge.and_then(|h| h.after).map(Period::get), Some(Duration::from_millis(50)));
     }
 
     #[test]
@@ -737,7 +582,7 @@ mod tests {
             ),
             (
                 r#"{"mcpServers": {"s": {"command": "x"}}, "gauntlet": {"balancer": "fastest"}}"#,
-                "gauntlet: `balancer`: unknown balancer `fastest`",
+                "1:74: unknown variant `fastest`",
             ),
             (r#"{"mcpServers": {}}"#, "`mcpServers` names no enabled server"),
             (r#"{"mcpServers": "#, "EOF while parsing"),
@@ -745,5 +590,29 @@ mod tests {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.starts_with(expected) || err.contains(expected), "{text}\n  got: {err}\n  want: {expected}");
         }
+    }
+
+    #[test]
+    fn policy_errors_carry_the_line_and_column_of_the_bad_value() {
+        let text =
+            "{\"mcpServers\": {\"s\": {\"command\": \"x\"}},\n \"gauntlet\": {\"retry\": {\"max_attempts\": 11}}}";
+        let ConfigError::Syntax { line, column, message } = parse(text).unwrap_err() else { panic!("a syntax error") };
+        // serde_json points just past the value.
+        assert_eq!((line, column), (2, 43));
+        assert!(message.starts_with("11 is not in 1..=10"), "{message}");
+    }
+
+    #[test]
+    fn a_key_of_the_earlier_format_names_its_replacement() {
+        let text = r#"{"mcpServers": {"s": {"command": "x"}}, "gauntlet": {"breakerFailures": 3}}"#;
+        let ConfigError::Syntax { message, .. } = parse(text).unwrap_err() else { panic!("a syntax error") };
+        assert_eq!(message, "gauntlet: `breakerFailures` is now `breaker.consecutive_failures` (see CHANGELOG.md)");
+    }
+
+    #[test]
+    fn keys_that_do_not_fit_together_are_named() {
+        let text = r#"{"mcpServers": {"s": {"command": "x"}}, "gauntlet": {"retry": {"base": "2s", "cap": "1s"}}}"#;
+        let ConfigError::Policy(e) = parse(text).unwrap_err() else { panic!("a policy error") };
+        assert_eq!(e.path, "retry.cap");
     }
 }

@@ -1,26 +1,33 @@
 //! `gauntlet-client`: a resilient multi-server MCP client over `rmcp`, driven by
-//! `gauntlet-core`'s policies.
+//! `gauntlet-core`'s policy engine.
 //!
-//! - [`config`]: the `mcpServers` JSON shape plus Gauntlet's keys, checked once.
+//! - [`config`]: the `mcpServers` JSON shape plus Gauntlet's `gauntlet` policy section,
+//!   checked once.
 //! - [`MultiServerClient`]: connects to every server (stdio child processes, Streamable HTTP,
 //!   TCP, or any byte stream through a [`Connector`]), in either protocol era, federates their
-//!   tools into one catalog, and runs every call through the core's routing, balancing,
+//!   tools into one catalog, and runs every call through the engine's routing, balancing,
 //!   breaking, retrying, hedging and aggregation.
 //!
-//! Time comes from `tokio::time` only (simulated under turmoil), randomness from the seeded
-//! generator in the config, and every `select!` is `biased;`, so the same seed gives the
+//! The layout follows the roles: `client` (the public API), `call` (the pipeline of one call),
+//! `fanout` (aggregated calls that race), `upstream` (connection supervision), `session` (rmcp
+//! sessions and transports), `shared` (the state they share, the engine behind its mutex).
+//!
+//! Time comes from `tokio::time` only (simulated under turmoil), randomness from the engine's
+//! streams seeded by the policy, and every `select!` is `biased;`, so the same seed gives the
 //! same decisions.
 
+mod call;
 mod client;
 pub mod config;
-pub mod events;
+mod fanout;
 mod session;
+mod shared;
 mod upstream;
 
 pub use client::{
-    CallError, CallOptions, CallReport, ConfiguredTransports, Connector, HandlerToken, MAX_FAN_OUT, MultiServerClient,
-    ServerStatus, ToolEntry,
+    CallError, CallOptions, CallReport, ConfiguredTransports, MultiServerClient, ServerStatus, ToolEntry,
 };
-pub use events::{ClientEvent, Observer};
+pub use gauntlet_core::policy::{Event, MAX_FAN_OUT};
 pub use session::{ConnectError, Connected, Era, MAX_MESSAGE_BYTES, Progress, STDERR_KEEP_BYTES};
+pub use shared::{ConnectFuture, Connector, HandlerToken, Observer};
 pub use upstream::{LinkState, MAX_PAGES, MAX_TOOLS, RECYCLE_AFTER_TIMEOUTS};

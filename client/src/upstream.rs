@@ -17,9 +17,9 @@ use rmcp::model::{ClientRequest, PaginatedRequestParams, PingRequest, RequestMet
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::Shared;
 use crate::config::ServerConfig;
 use crate::session::{self, Era, Handler, Session};
+use crate::shared::{HandlerToken, Shared};
 
 /// Consecutive call timeouts after which a session is recycled.
 pub const RECYCLE_AFTER_TIMEOUTS: u32 = 3;
@@ -154,7 +154,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>, index: usize, mut rng: Seeded
     loop {
         up.status.lock().expect("status lock").link = LinkState::Connecting;
         let handler = Handler { server: up.id, notices: shared.notices.clone(), progress: shared.progress.clone() };
-        let connect = shared.connector.connect(&up.config, handler);
+        let connect = shared.connector.connect(&up.config, HandlerToken(handler));
         let connected = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
@@ -166,7 +166,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>, index: usize, mut rng: Seeded
             Ok(Ok(c)) => {
                 failures = 0;
                 delay = Duration::ZERO;
-                let reason = serve(&shared, up, c, &mut rng, &shutdown).await;
+                let reason = serve(&shared, up, c, &shutdown).await;
                 if shutdown.is_cancelled() {
                     return;
                 }
@@ -192,7 +192,6 @@ async fn serve(
     shared: &Arc<Shared>,
     up: &Upstream,
     connected: session::Connected,
-    rng: &mut SeededRng,
     shutdown: &CancellationToken,
 ) -> String {
     let session::Connected { running, child, stderr } = connected;
@@ -246,7 +245,7 @@ async fn serve(
             _ = tokio::time::sleep_until(next_check) => {
                 let timeout = shared.health_timeout();
                 let ok = matches!(tokio::time::timeout(timeout, check(&session)).await, Ok(true));
-                if !shared.record_check(up.id, ok, rng) && !ok {
+                if !shared.record_check(up.id, ok) && !ok {
                     break format!("health check failed (no answer within {timeout:?})");
                 }
             }

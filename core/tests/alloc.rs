@@ -93,11 +93,12 @@ fn picks_and_records() {
 /// outlier, health, metrics, hedger records, then the retry decision) and cancel, through
 /// breaker trips and recoveries.
 fn the_engines_call_path() {
-    let servers: Vec<ServerEntry> = (0..100)
-        .map(|i| ServerEntry { name: format!("s{i}"), weight: 1, priority: 0, trusted: true })
-        .collect();
-    let mut policy = Policy::default();
-    policy.hedge = Some(HedgePolicy { after: Some("2ms".parse().unwrap()), ..HedgePolicy::default() });
+    let servers: Vec<ServerEntry> =
+        (0..100).map(|i| ServerEntry { name: format!("s{i}"), weight: 1, priority: 0, trusted: true }).collect();
+    let policy = Policy {
+        hedge: Some(HedgePolicy { after: Some("2ms".parse().unwrap()), ..HedgePolicy::default() }),
+        ..Policy::default()
+    };
     let mut engine = Engine::new(policy, &servers, None).unwrap();
     let tools: Vec<ServerTools> = (0..100)
         .map(|i| {
@@ -129,8 +130,7 @@ fn the_engines_call_path() {
         // Failures come in bursts so breakers trip, open, probe and close again.
         let outcome = if (k / 500) % 3 == 1 { Outcome::Timeout } else { outcomes[(k % 5) as usize] };
         let mut t = now;
-        loop {
-            let Some(a) = engine.pick(&mut call, t) else { break };
+        while let Some(a) = engine.pick(&mut call, t) {
             let later = t + Duration::from_micros(100 + k % 5_000);
             if let Hedge::Send(b) = engine.hedge(&mut call, t + Duration::from_millis(3)) {
                 engine.cancel(b, later);

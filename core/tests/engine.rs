@@ -7,11 +7,10 @@ use gauntlet_core::breaker::Phase;
 use gauntlet_core::hedge::NoHedge;
 use gauntlet_core::outcome::Outcome;
 use gauntlet_core::policy::{
-    BeginError, BudgetPolicy, Count, Engine, Event, Fraction, Hedge, HedgePolicy, Next, Policy, RoutePolicy,
-    ServerEntry, Sink,
+    BeginError, BudgetPolicy, Count, Engine, Event, Fraction, Hedge, Next, Policy, ServerEntry, Sink,
 };
 use gauntlet_core::retry::GiveUp;
-use gauntlet_core::route::{Fallback, Pattern, ServerTools, ToolHints, ToolInfo};
+use gauntlet_core::route::{ServerTools, ToolHints, ToolInfo};
 use gauntlet_core::{ServerId, Time};
 
 /// `groups` of (group, servers, tags); every server offers a safe `search`.
@@ -28,10 +27,8 @@ fn fleet(policy: Policy, groups: &[(&str, u32, &[&str])]) -> (Engine, Arc<Mutex<
             entries.push(ServerEntry { name: name.clone(), weight: 1, priority: 0, trusted: true });
             let mut s = ServerTools::new(id, &name, &[]).in_group(group);
             s.tags = tags.iter().map(|t| (*t).to_owned()).collect();
-            s.tools = vec![ToolInfo {
-                name: "search".to_owned(),
-                hints: ToolHints { read_only: true, idempotent: true },
-            }];
+            s.tools =
+                vec![ToolInfo { name: "search".to_owned(), hints: ToolHints { read_only: true, idempotent: true } }];
             tools.push(s);
         }
     }
@@ -44,6 +41,11 @@ fn fleet(policy: Policy, groups: &[(&str, u32, &[&str])]) -> (Engine, Arc<Mutex<
     (engine, events)
 }
 
+/// A policy as a scenario's `[client]` table writes it.
+fn toml_policy(text: &str) -> Policy {
+    toml::from_str(text).expect("a valid policy")
+}
+
 fn at(ms: u64) -> Time {
     Time::from_millis(1_000 + ms)
 }
@@ -53,8 +55,11 @@ fn a_failed_attempt_is_retried_on_another_server_until_the_budget_is_spent() {
     let mut policy = Policy::default();
     // One retry token: the floor allows one extra attempt per second over a one-second window,
     // the ratio none.
-    policy.retry.budget =
-        BudgetPolicy { ratio: Fraction::of(0.0), min_per_sec: Count::of(1), window: gauntlet_core::policy::Period::from_secs(1) };
+    policy.retry.budget = BudgetPolicy {
+        ratio: Fraction::of(0.0),
+        min_per_sec: Count::of(1),
+        window: gauntlet_core::policy::Period::from_secs(1),
+    };
     policy.retry.max_attempts = Count::of(5);
     let (mut engine, events) = fleet(policy, &[("g", 3, &[])]);
     let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
@@ -82,8 +87,7 @@ fn an_unsafe_tool_is_not_retried_once_sent() {
 
 #[test]
 fn hedges_wait_for_their_delay_and_respect_the_cap_and_the_budget() {
-    let mut policy = Policy::default();
-    policy.hedge = Some(HedgePolicy { after: Some("20ms".parse().unwrap()), ..HedgePolicy::default() });
+    let mut policy = toml_policy("hedge = { after = \"20ms\" }");
     let (mut engine, events) = fleet(policy.clone(), &[("g", 3, &[])]);
     let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
     let first = engine.pick(&mut call, at(0)).unwrap();
@@ -99,7 +103,8 @@ fn hedges_wait_for_their_delay_and_respect_the_cap_and_the_budget() {
     assert!(call.hedged());
 
     // With an empty budget a due hedge is refused.
-    policy.retry.budget = BudgetPolicy { ratio: Fraction::of(0.0), min_per_sec: Count::of(0), ..BudgetPolicy::default() };
+    policy.retry.budget =
+        BudgetPolicy { ratio: Fraction::of(0.0), min_per_sec: Count::of(0), ..BudgetPolicy::default() };
     let (mut engine, _) = fleet(policy, &[("g", 3, &[])]);
     let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
     let first = engine.pick(&mut call, at(0)).unwrap();
@@ -109,8 +114,7 @@ fn hedges_wait_for_their_delay_and_respect_the_cap_and_the_budget() {
 
 #[test]
 fn a_failure_while_a_hedge_is_in_flight_waits_for_it() {
-    let mut policy = Policy::default();
-    policy.hedge = Some(HedgePolicy { after: Some("10ms".parse().unwrap()), ..HedgePolicy::default() });
+    let policy = toml_policy("hedge = { after = \"10ms\" }");
     let (mut engine, _) = fleet(policy, &[("g", 2, &[])]);
     let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
     let first = engine.pick(&mut call, at(0)).unwrap();
@@ -143,8 +147,7 @@ fn a_stale_permit_after_a_breaker_transition_cannot_flip_its_state() {
 
 #[test]
 fn a_fallback_group_serves_when_the_primary_group_is_down() {
-    let mut policy = Policy::default();
-    policy.fallbacks = vec![Fallback { group: "search".to_owned(), then: vec!["backup".to_owned()] }];
+    let policy = toml_policy("fallbacks = [{ group = \"search\", then = [\"backup\"] }]");
     let (mut engine, events) = fleet(policy, &[("search", 2, &[]), ("backup", 1, &[])]);
     // One exposed tool, two tiers.
     let routes: Vec<_> = engine.routes().map(|(r, _)| (r.exposed.clone(), r.tiers.len())).collect();
@@ -164,9 +167,7 @@ fn a_fallback_group_serves_when_the_primary_group_is_down() {
 
 #[test]
 fn a_route_rule_pins_a_tool_to_tagged_servers() {
-    let mut policy = Policy::default();
-    policy.namespacing = gauntlet_core::route::Namespacing::Always;
-    policy.routes = vec![RoutePolicy { tools: Pattern::new("g__*").unwrap(), tags: vec!["eu".to_owned()], capabilities: vec![] }];
+    let policy = toml_policy("routes = [{ tools = \"g__*\", tags = [\"eu\"] }]");
     let (mut engine, _) = fleet(policy, &[("g", 2, &["us"]), ("h", 1, &[])]);
     // `g`'s servers are tagged `us`, not `eu`: the rule leaves `g__search` no server.
     let mut call = engine.begin("g__search", None, None, at(0)).unwrap();

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use gauntlet_core::balance::Strategy;
 use gauntlet_reports::{Expectation, Latency, RunResult};
 
 /// A comparison operator.
@@ -210,7 +211,7 @@ fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
     /// The left strategy.
-    pub left: String,
+    pub left: Strategy,
     /// The metric compared.
     pub metric: Metric,
     /// The operator.
@@ -218,7 +219,7 @@ pub struct Comparison {
     /// The factor applied to the right side.
     pub factor: f64,
     /// The right strategy.
-    pub right: String,
+    pub right: Strategy,
     /// As written.
     pub text: String,
 }
@@ -234,10 +235,13 @@ impl Comparison {
             Some((f, r)) => (f.trim().parse::<f64>().map_err(|_| format!("`{}` is not a factor", f.trim()))?, r),
             None => (1.0, rhs),
         };
-        let side = |s: &str| -> Result<(String, Metric), String> {
+        let side = |s: &str| -> Result<(Strategy, Metric), String> {
             let (strategy, metric) = s.trim().rsplit_once('.').ok_or_else(shape)?;
             let metric = Metric::parse(metric).ok_or_else(|| format!("`{metric}` is not a metric ({METRICS})"))?;
-            Ok((strategy.to_owned(), metric))
+            let strategy = strategy
+                .parse::<Strategy>()
+                .map_err(|_| format!("`{strategy}` in `{text}` is not a balancing strategy"))?;
+            Ok((strategy, metric))
         };
         let (left, metric) = side(lhs)?;
         let (right, right_metric) = side(rhs)?;
@@ -299,11 +303,11 @@ fn check_bound(name: String, metric: Metric, bound: &Bound, measured: Option<f64
 impl Expectations {
     /// `strategy`, and the strategies it must be compared against: what replaying one
     /// strategy's run needs.
-    pub fn needed_with(&self, strategy: &str) -> Vec<String> {
-        let mut out = vec![strategy.to_owned()];
+    pub fn needed_with(&self, strategy: Strategy) -> Vec<Strategy> {
+        let mut out = vec![strategy];
         for c in self.compare.iter().filter(|c| c.left == strategy) {
             if !out.contains(&c.right) {
-                out.push(c.right.clone());
+                out.push(c.right);
             }
         }
         out
@@ -336,14 +340,14 @@ impl Expectations {
 
     /// Checks the comparisons whose left side is `strategy`, given the runs of the strategies
     /// run on the same world and seed (comparisons with a strategy not run are left out).
-    pub fn compare(&self, strategy: &str, runs: &[&RunResult]) -> Vec<Expectation> {
-        let of = |s: &str| runs.iter().find(|r| r.strategy == s);
+    pub fn compare(&self, strategy: Strategy, runs: &[&RunResult]) -> Vec<Expectation> {
+        let of = |s: Strategy| runs.iter().find(|r| r.strategy == s.name());
         self.compare
             .iter()
-            .filter(|c| c.left == strategy && of(&c.right).is_some())
+            .filter(|c| c.left == strategy && of(c.right).is_some())
             .map(|c| {
-                let left = of(&c.left).and_then(|r| c.metric.measure(r));
-                let right = of(&c.right).and_then(|r| c.metric.measure(r));
+                let left = of(c.left).and_then(|r| c.metric.measure(r));
+                let right = of(c.right).and_then(|r| c.metric.measure(r));
                 let pass = matches!((left, right), (Some(l), Some(r)) if c.op.holds(l, c.factor * r));
                 Expectation {
                     name: format!("{}.{} vs {}", c.left, c.metric, c.right),
@@ -387,7 +391,7 @@ mod tests {
     #[test]
     fn comparisons_parse_factors_and_reject_mixed_metrics() {
         let c = Comparison::parse("p2c-peak-ewma.p99 < 0.2 * round-robin.p99").expect("parses");
-        assert_eq!((c.left.as_str(), c.right.as_str(), c.factor), ("p2c-peak-ewma", "round-robin", 0.2));
+        assert_eq!((c.left, c.right, c.factor), (Strategy::P2cPeakEwma, Strategy::RoundRobin, 0.2));
         assert_eq!(c.metric, Metric::Percentile(99));
         assert!(Comparison::parse("a.p99 < b.p50").is_err());
         assert!(Comparison::parse("a.p99 b.p99").is_err());

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use gauntlet_core::aggregate::Aggregation;
 use gauntlet_core::balance::Strategy;
+use gauntlet_core::policy::Policy;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, duration};
 use crate::scenario::{
@@ -58,19 +58,17 @@ pub struct ScenarioFile {
     /// The seeds to run.
     pub seeds: Vec<u64>,
     /// The strategies to run (the matrix, or the policy's one).
-    pub strategies: Vec<String>,
+    pub strategies: Vec<Strategy>,
     /// What must hold.
     pub expect: Expectations,
 }
 
 impl ScenarioFile {
     /// The scenario for one seed and strategy.
-    pub fn scenario(&self, seed: u64, strategy: &str) -> Scenario {
+    pub fn scenario(&self, seed: u64, strategy: Strategy) -> Scenario {
         let mut s = self.scenario.clone();
         s.seed = seed;
-        if let Some(map) = s.policy.as_object_mut() {
-            map.insert("balancer".to_owned(), json!(strategy));
-        }
+        s.policy.balancer = strategy;
         s
     }
 
@@ -97,7 +95,7 @@ struct RawFile {
     trusted: Option<bool>,
     fleet: Vec<RawGroup>,
     #[serde(default)]
-    client: RawClient,
+    client: Policy,
     matrix: Option<RawMatrix>,
     workload: RawWorkload,
     #[serde(default)]
@@ -143,26 +141,6 @@ struct RawLatency {
     p99: Option<String>,
     pareto_min: Option<String>,
     alpha: Option<f64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawClient {
-    balancer: Option<String>,
-    priority_threshold: Option<f64>,
-    namespacing: Option<String>,
-    max_attempts: Option<u32>,
-    retry_budget: Option<f64>,
-    hedge_after: Option<String>,
-    call_timeout: Option<String>,
-    connect_timeout: Option<String>,
-    health_interval: Option<String>,
-    breaker_failures: Option<u32>,
-    breaker_open_for: Option<String>,
-    slow_start: Option<String>,
-    max_concurrency: Option<u32>,
-    queue: Option<u32>,
-    result_cache_ttl: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -318,6 +296,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(600);
 pub fn parse(file: &str, text: &str) -> Result<ScenarioFile, FileError> {
     let loc = Locator::new(file, text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
+        if let Some(moved) = moved_key(&loc) {
+            return moved;
+        }
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim().replace('\n', " ");
         let hint = message
@@ -326,6 +307,17 @@ pub fn parse(file: &str, text: &str) -> Result<ScenarioFile, FileError> {
         loc.error_at(offset, message, hint)
     })?;
     check(&loc, &raw)
+}
+
+/// A key of the `[client]` table's earlier format, named with its replacement.
+fn moved_key(loc: &Locator<'_>) -> Option<FileError> {
+    let (old, new) =
+        gauntlet_core::policy::MOVED.iter().find(|(old, _)| loc.span(&[Key("client"), Key(old)]).is_some())?;
+    Some(loc.hint(
+        &[Key("client"), Key(old)],
+        format!("`client.{old}` is now `client.{new}`"),
+        "the client's keys moved into tables in this version; see CHANGELOG.md",
+    ))
 }
 
 fn dur(loc: &Locator<'_>, path: &[Seg<'_>], text: &str) -> Result<Duration, FileError> {
@@ -370,14 +362,14 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
         Some(n) => (0..n).map(|i| seed.wrapping_add(i)).collect(),
         None => vec![seed],
     };
-    let (policy, strategy) = client(loc, &raw.client)?;
+    client(loc, &raw.client, &fleet)?;
     let strategies = match &raw.matrix {
-        None => vec![strategy],
+        None => vec![raw.client.balancer],
         Some(m) => {
             if m.balancer.is_empty() {
                 return Err(loc.at(&[Key("matrix"), Key("balancer")], "the matrix names no strategy"));
             }
-            let mut out: Vec<String> = Vec::new();
+            let mut out: Vec<Strategy> = Vec::new();
             for (i, b) in m.balancer.iter().enumerate() {
                 let path = [Key("matrix"), Key("balancer"), Index(i)];
                 let s = strategy_named(loc, &path, b)?;
@@ -391,7 +383,7 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
     };
     let mut scenario = Scenario::new(&raw.name, seed, duration, fleet, workload(loc, &raw.workload)?);
     scenario.tick = tick;
-    scenario.policy = policy;
+    scenario.policy = raw.client.clone();
     scenario.trusted = raw.trusted.unwrap_or(true);
     if let Some(bound) = &raw.recovery_bound {
         scenario.recovery_bound = dur(loc, &[Key("recovery_bound")], bound)?;
@@ -399,8 +391,6 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
     check_mix(loc, &scenario)?;
     scenario.faults = faults(loc, &raw.fault, &scenario)?;
     scenario.phases = phases(loc, &raw.phase, duration)?;
-    // The whole client configuration, as the client will check it.
-    crate::run::client_config(&scenario).map_err(|e| loc.at(&[Key("client")], e.to_string()))?;
     let expect = expectations(loc, &raw.expect, &scenario, &strategies)?;
     Ok(ScenarioFile {
         file: loc.file.to_owned(),
@@ -412,8 +402,8 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
     })
 }
 
-fn strategy_named(loc: &Locator<'_>, path: &[Seg<'_>], name: &str) -> Result<String, FileError> {
-    Strategy::from_str(name).map(|s| s.name().to_owned()).map_err(|_| {
+fn strategy_named(loc: &Locator<'_>, path: &[Seg<'_>], name: &str) -> Result<Strategy, FileError> {
+    Strategy::from_str(name).map_err(|_| {
         let all: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
         loc.hint(path, format!("`{name}` is not a balancing strategy"), format!("one of {}", all.join(", ")))
     })
@@ -547,63 +537,53 @@ fn service(loc: &Locator<'_>, i: usize, raw: Option<&RawLatency>) -> Result<Serv
     }
 }
 
-/// The `[client]` section as the client's JSON policy, and the strategy it names.
-fn client(loc: &Locator<'_>, c: &RawClient) -> Result<(Value, String), FileError> {
-    let at = |key| [Key("client"), Key(key)];
-    let mut policy = serde_json::Map::new();
-    let strategy = match &c.balancer {
-        Some(b) => strategy_named(loc, &at("balancer"), b)?,
-        None => gauntlet_client::config::PolicyConfig::default().balancer.name().to_owned(),
-    };
-    policy.insert("balancer".to_owned(), json!(strategy));
-    let durations = [
-        ("hedge_after", "hedgeAfter", &c.hedge_after),
-        ("call_timeout", "callTimeout", &c.call_timeout),
-        ("connect_timeout", "connectTimeout", &c.connect_timeout),
-        ("health_interval", "healthInterval", &c.health_interval),
-        ("breaker_open_for", "breakerOpenFor", &c.breaker_open_for),
-        ("slow_start", "slowStart", &c.slow_start),
-        ("result_cache_ttl", "resultCacheTtl", &c.result_cache_ttl),
-    ];
-    for (key, json_key, value) in durations {
-        if let Some(text) = value {
-            dur(loc, &at(key), text)?;
-            policy.insert(json_key.to_owned(), json!(text));
-        }
-    }
-    if let Some(t) = c.priority_threshold {
-        policy.insert("priorityThreshold".to_owned(), json!(rate(loc, &at("priority_threshold"), t)?));
-    }
-    if let Some(b) = c.retry_budget {
-        if !(0.0..=10.0).contains(&b) {
-            return Err(loc.at(&at("retry_budget"), format!("{b} is not in [0, 10] (extra attempts per call)")));
-        }
-        policy.insert("retryBudget".to_owned(), json!(b));
-    }
-    if let Some(n) = c.max_attempts {
-        if !(1..=10).contains(&n) {
-            return Err(loc.at(&at("max_attempts"), format!("{n} is not in 1..=10")));
-        }
-        policy.insert("maxAttempts".to_owned(), json!(n));
-    }
-    for (key, json_key, value) in [
-        ("breaker_failures", "breakerFailures", c.breaker_failures),
-        ("max_concurrency", "maxConcurrency", c.max_concurrency),
+/// Checks the `[client]` table beyond single values: keys that do not fit together, keys the
+/// scenario sets itself, and names that must be the fleet's.
+fn client(loc: &Locator<'_>, policy: &Policy, fleet: &[ServerGroup]) -> Result<(), FileError> {
+    for (key, why) in [
+        ("seed", "the scenario's `seed` (or `seeds`) seeds the client"),
+        ("deadline", "a scenario's calls take `workload.deadline`"),
     ] {
-        if let Some(n) = value {
-            if n == 0 {
-                return Err(loc.at(&at(key), "must be positive"));
-            }
-            policy.insert(json_key.to_owned(), json!(n));
+        if loc.span(&[Key("client"), Key(key)]).is_some() {
+            return Err(loc.at(&[Key("client"), Key(key)], format!("`client.{key}` is not used in a scenario: {why}")));
         }
     }
-    if let Some(q) = c.queue {
-        policy.insert("queue".to_owned(), json!(q));
+    policy.check().map_err(|e| {
+        let path = policy_path(&e.path);
+        let mut full = vec![Key("client")];
+        full.extend(path.iter().copied());
+        loc.at(&full, e.message)
+    })?;
+    let sets: Vec<&str> = fleet.iter().map(ServerGroup::replica_set).collect();
+    for (i, f) in policy.fallbacks.iter().enumerate() {
+        for (key, name) in std::iter::once(("group", &f.group)).chain(f.then.iter().map(|g| ("then", g))) {
+            if !sets.contains(&name.as_str()) {
+                return Err(loc.hint(
+                    &[Key("client"), Key("fallbacks"), Index(i), Key(key)],
+                    format!("no group of the fleet is named `{name}`"),
+                    format!("the fleet's groups (replica sets) are {}", sets.join(", ")),
+                ));
+            }
+        }
     }
-    if let Some(n) = &c.namespacing {
-        policy.insert("namespacing".to_owned(), json!(n));
+    Ok(())
+}
+
+/// A policy error's dotted path (`fallbacks[0].then`) as a path into the document.
+fn policy_path(path: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        match part.split_once('[') {
+            Some((key, index)) => {
+                out.push(Key(key));
+                if let Ok(i) = index.trim_end_matches(']').parse() {
+                    out.push(Index(i));
+                }
+            }
+            None => out.push(Key(part)),
+        }
     }
-    Ok((Value::Object(policy), strategy))
+    out
 }
 
 fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
@@ -821,7 +801,7 @@ fn expectations(
     loc: &Locator<'_>,
     e: &RawExpect,
     s: &Scenario,
-    strategies: &[String],
+    strategies: &[Strategy],
 ) -> Result<Expectations, FileError> {
     let base = [Key("expect")];
     let run = bounds(
@@ -876,7 +856,7 @@ fn expectations(
                 return Err(loc.hint(
                     &path,
                     format!("`{side}` is not in the matrix"),
-                    format!("the matrix runs {}", strategies.join(", ")),
+                    format!("the matrix runs {}", strategies.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")),
                 ));
             }
         }

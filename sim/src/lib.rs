@@ -15,6 +15,7 @@ pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod server;
+mod verdict;
 
 pub use record::summarize;
 pub use run::{CallEnd, CallRecord, RunReport, SimError, Violation, run};

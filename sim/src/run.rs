@@ -6,12 +6,15 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use gauntlet_client::config::{Config, ServerConfig, TransportSpec};
+use gauntlet_client::config::{Config, Redactor, ServerConfig, TransportSpec};
 use gauntlet_client::{
-    CallError, CallOptions, ClientEvent, ConnectError, Connected, Connector, HandlerToken, MultiServerClient, Observer,
+    CallError, CallOptions, ConnectError, Connected, Connector, Event as ClientEvent, HandlerToken, MultiServerClient,
+    Observer,
 };
 use gauntlet_core::SeededRng;
 use gauntlet_core::aggregate::Aggregation;
+use gauntlet_core::breaker::Phase;
+use gauntlet_core::policy::{BreakerMode, Period, Policy};
 use gauntlet_reports::Event;
 use serde_json::{Value, json};
 
@@ -136,7 +139,7 @@ pub enum Violation {
         /// When, in µs.
         t_us: u64,
         /// The breaker's state then.
-        state: &'static str,
+        state: Phase,
     },
     /// An aggregated call returned an answer that most answering servers did not give.
     MinorityAnswer {
@@ -247,36 +250,39 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The client configuration of a scenario.
-pub fn client_config(scenario: &Scenario) -> Result<Config, SimError> {
-    let servers: serde_json::Map<_, _> = scenario
+/// The client configuration of a scenario: one TCP server per simulated server, sorted by name,
+/// and the scenario's policy with the scenario's seed and the workload's deadline (so that
+/// aggregated calls, which take the policy's deadline, have the workload's too).
+pub fn client_config(scenario: &Scenario) -> Config {
+    let policy = Policy {
+        seed: scenario.seed,
+        deadline: Period::new(scenario.workload.deadline).unwrap_or(scenario.policy.deadline),
+        ..scenario.policy.clone()
+    };
+    let mut policy = policy;
+    if scenario.sabotage == Some(Sabotage::IgnoreBreaker) {
+        policy.breaker.mode = BreakerMode::Shadow;
+    }
+    let mut servers: Vec<ServerConfig> = scenario
         .servers()
         .into_iter()
-        .map(|(name, group)| {
-            let entry = json!({
-                "type": "tcp",
-                "address": format!("{name}:{PORT}"),
-                "group": group.replica_set(),
-                "priority": group.priority,
-                "weight": group.weight,
-                "tags": group.tags,
-                "trusted": scenario.trusted,
-            });
-            (name, entry)
+        .map(|(name, group)| ServerConfig {
+            transport: TransportSpec::Tcp { address: format!("{name}:{PORT}") },
+            group: Some(group.replica_set().to_owned()),
+            weight: group.weight,
+            priority: group.priority,
+            tags: group.tags.clone(),
+            trusted: scenario.trusted,
+            connect_timeout: policy.connect_timeout.get(),
+            call_timeout: policy.call_timeout.get(),
+            max_concurrency: policy.max_concurrency.get(),
+            queue: policy.queue.get(),
+            redact: Redactor::default(),
+            name,
         })
         .collect();
-    let mut policy = scenario.policy.clone();
-    if let Some(map) = policy.as_object_mut() {
-        map.entry("seed").or_insert(json!(scenario.seed));
-        // Aggregated calls take the policy's deadline: make it the workload's.
-        map.entry("deadline").or_insert(json!(format!("{}ms", scenario.workload.deadline.as_millis())));
-        if scenario.sabotage == Some(Sabotage::IgnoreBreaker) {
-            map.insert("breakerMode".to_owned(), json!("shadow"));
-        }
-    }
-    let text = json!({"mcpServers": servers, "gauntlet": policy}).to_string();
-    Config::parse(&text, &|_| None)
-        .map_err(|e| SimError::Config { scenario: scenario.name.clone(), message: e.to_string() })
+    servers.sort_by(|a, b| a.name.cmp(&b.name));
+    Config { servers, policy }
 }
 
 /// A scenario's turmoil world: the simulation with one host per server, the receipt log of
@@ -337,7 +343,7 @@ pub(crate) fn step(sim: &mut turmoil::Sim<'_>, scenario: &Scenario) -> Result<bo
 
 /// Runs `scenario` to completion.
 pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
-    let config = client_config(scenario)?;
+    let config = client_config(scenario);
     // The client names servers by their index in its configuration (sorted by name).
     let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
     let root = SeededRng::new(scenario.seed);
@@ -461,7 +467,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     Ok(RunReport {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
-        strategy: scenario.strategy(),
+        strategy: scenario.strategy().name().to_owned(),
         attempts: calls.iter().map(|c| u64::from(c.attempts)).sum(),
         calls,
         events,
@@ -478,7 +484,7 @@ fn fault_event(t_us: u64, kind: &str, server: &str, fault: &FaultKind) -> Event 
 /// The run's timeline: faults and the client's events but its attempts, merged in time order
 /// (faults first within a tick: they are applied before the step that the client reacts in).
 fn timeline(faults: Vec<Event>, client: &[(u64, ClientEvent)], names: &[String]) -> Vec<Event> {
-    let name = |i: usize| names.get(i).cloned().unwrap_or_default();
+    let name = |id: gauntlet_core::ServerId| names.get(id.index()).cloned().unwrap_or_default();
     let from_client = client.iter().filter_map(|(t, e)| {
         let (kind, server, detail) = match e {
             ClientEvent::Connected { server } => ("connected", *server, String::new()),
@@ -527,15 +533,15 @@ pub fn check(
 /// No attempt passes an open breaker, and a half-open one admits probes only: replays the
 /// client's events in order, tracking each server's breaker state.
 pub fn check_breakers(events: &[(u64, ClientEvent)], names: &[String]) -> Vec<Violation> {
-    let mut state: Vec<&'static str> = vec!["closed"; names.len()];
+    let mut state: Vec<Phase> = vec![Phase::Closed; names.len()];
     let mut out = Vec::new();
     for (t, e) in events {
         match e {
-            ClientEvent::Breaker { server, to, .. } if *server < state.len() => state[*server] = to,
-            ClientEvent::Sent { server, probe, .. } if *server < state.len() => {
-                let s = state[*server];
-                if s == "open" || (s == "half-open" && !probe) {
-                    out.push(Violation::BreakerBypassed { server: names[*server].clone(), t_us: *t, state: s });
+            ClientEvent::Breaker { server, to, .. } if server.index() < state.len() => state[server.index()] = *to,
+            ClientEvent::Sent { server, probe, .. } if server.index() < state.len() => {
+                let s = state[server.index()];
+                if s == Phase::Open || (s == Phase::HalfOpen && !probe) {
+                    out.push(Violation::BreakerBypassed { server: names[server.index()].clone(), t_us: *t, state: s });
                 }
             }
             _ => {}

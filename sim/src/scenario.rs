@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use gauntlet_core::aggregate::Aggregation;
+use gauntlet_core::balance::Strategy;
+use gauntlet_core::policy::Policy;
 
 /// How long a simulated server takes to answer a tool call.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -250,8 +252,9 @@ pub struct Scenario {
     pub tick: Duration,
     /// The fleet.
     pub fleet: Vec<ServerGroup>,
-    /// The client's `gauntlet` policy section, as JSON (see `gauntlet_client::config`).
-    pub policy: serde_json::Value,
+    /// The client's policy (the scenario's `[client]` table). Its `seed` and `deadline` are
+    /// the scenario's: see [`client_config`](crate::run::client_config).
+    pub policy: Policy,
     /// Whether the client trusts the servers' tool annotations.
     pub trusted: bool,
     /// The workload.
@@ -276,7 +279,7 @@ impl Scenario {
             duration,
             tick: Duration::from_millis(1),
             fleet,
-            policy: serde_json::Value::Object(serde_json::Map::new()),
+            policy: Policy::default(),
             trusted: true,
             workload,
             faults: Vec::new(),
@@ -286,10 +289,9 @@ impl Scenario {
         }
     }
 
-    /// The balancing strategy the policy names (the client's default if none).
-    pub fn strategy(&self) -> String {
-        let default = gauntlet_client::config::PolicyConfig::default().balancer.name();
-        self.policy.get("balancer").and_then(serde_json::Value::as_str).unwrap_or(default).to_owned()
+    /// The balancing strategy the policy names.
+    pub fn strategy(&self) -> Strategy {
+        self.policy.balancer
     }
 
     /// When the last fault ends (`None` without faults).

@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
+use gauntlet_core::policy::Policy;
 use gauntlet_sim::{Arrivals, Fault, FaultKind, Scenario, ServerGroup, ServiceTime, SimTool, Workload, run};
-use serde_json::json;
+
+/// A policy written as a scenario's `[client]` table.
+fn policy(toml: &str) -> Policy {
+    toml::from_str(toml).expect("a valid policy")
+}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -25,7 +30,7 @@ fn steady(seed: u64) -> Scenario {
         aggregate: None,
     };
     let mut s = Scenario::new("steady", seed, Duration::from_secs(5), vec![group], workload);
-    s.policy = json!({"balancer": "p2c-peak-ewma", "callTimeout": "300ms"});
+    s.policy = policy("balancer = \"p2c-peak-ewma\"\ncall_timeout = \"300ms\"");
     s
 }
 
@@ -153,7 +158,7 @@ fn timeouts(seed: u64, server_lies: bool) -> Scenario {
     s.fleet[0].tools = vec![write];
     s.fleet[0].service = ServiceTime::Constant(ms(150));
     s.fleet[0].error_rate = 0.0;
-    s.policy = json!({"balancer": "round-robin", "callTimeout": "100ms", "maxAttempts": 3});
+    s.policy = policy("balancer = \"round-robin\"\ncall_timeout = \"100ms\"\nretry.max_attempts = 3");
     s.workload.mix = vec![("search__write".to_owned(), 1)];
     s
 }
@@ -229,7 +234,7 @@ fn a_server_at_capacity_turns_calls_away_and_the_client_retries_them_elsewhere()
     s.fleet[0].capacity = Some(2);
     s.fleet[0].queue = 2;
     s.fleet[0].error_rate = 0.0;
-    s.policy = json!({"balancer": "random", "callTimeout": "300ms", "breakerFailures": 50});
+    s.policy = policy("balancer = \"random\"\ncall_timeout = \"300ms\"\nbreaker.consecutive_failures = 50");
     let r = run(&s).expect("runs");
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     let retried = r.calls.iter().filter(|c| c.is_ok() && c.attempts > 1).count();
@@ -332,7 +337,7 @@ fn the_majority_checker_catches_a_client_that_takes_the_first_answer() {
 }
 
 /// The only server is cut off for 2 s.
-fn lone_server_partitioned(seed: u64, policy: serde_json::Value) -> Scenario {
+fn lone_server_partitioned(seed: u64, policy: Policy) -> Scenario {
     let mut s = steady(seed);
     s.duration = Duration::from_secs(10);
     s.fleet[0].count = 1;
@@ -346,7 +351,7 @@ fn lone_server_partitioned(seed: u64, policy: serde_json::Value) -> Scenario {
 
 #[test]
 fn the_client_recovers_within_the_bound_after_the_last_fault_heals() {
-    let r = run(&lone_server_partitioned(54, json!({"callTimeout": "300ms"}))).expect("runs");
+    let r = run(&lone_server_partitioned(54, policy("call_timeout = \"300ms\""))).expect("runs");
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     let recovery = r.recovery_us.expect("recovered");
     assert!(recovery <= 4_000_000, "recovery took {recovery} us");
@@ -354,7 +359,7 @@ fn the_client_recovers_within_the_bound_after_the_last_fault_heals() {
 
 #[test]
 fn the_liveness_checker_catches_a_client_whose_breaker_never_lets_the_server_back() {
-    let stuck = json!({"callTimeout": "300ms", "breakerOpenFor": "1h"});
+    let stuck = policy("call_timeout = \"300ms\"\nbreaker = { open_for = \"1h\", max_open_for = \"1h\" }");
     let r = run(&lone_server_partitioned(54, stuck)).expect("runs");
     assert!(
         r.violations.iter().any(|v| matches!(v, gauntlet_sim::Violation::NotRecovered { .. })),
@@ -413,7 +418,7 @@ fn a_server_warming_up_after_a_restart_answers_slower_at_first() {
     s.fleet[0].service = ServiceTime::Constant(ms(10));
     s.fleet[0].error_rate = 0.0;
     s.fleet[0].warmup = Some(Duration::from_secs(4));
-    s.policy = json!({"callTimeout": "1s", "breakerOpenFor": "200ms"});
+    s.policy = policy("call_timeout = \"1s\"\nbreaker.open_for = \"200ms\"");
     s.faults =
         vec![Fault { at: ms(1_000), duration: ms(1_000), kind: FaultKind::Crash, target: "search-0".to_owned() }];
     let r = run(&s).expect("runs");

@@ -58,7 +58,7 @@ fn probe_never_prints_a_secret_from_env_or_headers() {
         "ok": {"command": crate::support::TEST_SERVER, "env": {"API_TOKEN": "${GAUNTLET_TEST_SECRET}"}},
         "broken": {"command": "/nonexistent/${GAUNTLET_TEST_SECRET:-x}", "env": {"K": "${GAUNTLET_TEST_SECRET}"}},
         "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${GAUNTLET_TEST_SECRET}"}}
-    }, "gauntlet": {"connectTimeout": "2s"}});
+    }, "gauntlet": {"connect_timeout": "2s"}});
     let path = std::env::temp_dir().join(format!("gauntlet-secret-{}.json", std::process::id()));
     std::fs::write(&path, config.to_string()).unwrap();
     let o = Command::new(crate::support::GAUNTLET)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gauntlet_client::{CallError, Era, LinkState, MultiServerClient};
+use gauntlet_core::breaker::Phase;
 use serde_json::json;
 
 use crate::support::{NO_HANG, NetServer, args, config, stdio, text};
@@ -20,7 +21,7 @@ async fn ready(client: &MultiServerClient) {
 async fn a_stdio_server_killed_mid_run_fails_over_and_no_call_is_lost_or_hangs() {
     let c = config(
         vec![stdio("a", "g", &[]), stdio("b", "g", &["--exit-after", "40"]), stdio("c", "g", &[])],
-        &json!({"balancer": "round-robin", "callTimeout": "2s", "deadline": "10s"}),
+        &json!({"balancer": "round-robin", "call_timeout": "2s", "deadline": "10s"}),
     );
     let client = Arc::new(MultiServerClient::start(c));
     ready(&client).await;
@@ -52,8 +53,8 @@ async fn a_server_that_stops_answering_opens_its_breaker_and_closes_it_after_rec
     let stall = NetServer::start("stall", &["--stall-after", "5", "--stall-ms", "2500"]);
     let c = config(
         vec![stall.entry("stall", "g"), stdio("good", "g", &[])],
-        &json!({"balancer": "round-robin", "callTimeout": "200ms", "deadline": "5s",
-               "breakerFailures": 2, "breakerOpenFor": "500ms"}),
+        &json!({"balancer": "round-robin", "call_timeout": "200ms", "deadline": "5s",
+               "breaker": {"consecutive_failures": 2, "open_for": "500ms"}}),
     );
     let client = MultiServerClient::start(c);
     ready(&client).await;
@@ -69,13 +70,13 @@ async fn a_server_that_stops_answering_opens_its_breaker_and_closes_it_after_rec
         if states.last() != Some(&breaker) {
             states.push(breaker);
         }
-        if states.contains(&"open") && report.server == "stall" {
+        if states.contains(&Phase::Open) && report.server == "stall" {
             answered_by_stall_after_open += 1;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let opened = states.iter().position(|&s| s == "open").unwrap_or_else(|| panic!("never opened: {states:?}"));
-    assert!(states[opened..].contains(&"closed"), "never closed again: {states:?}");
+    let opened = states.iter().position(|&s| s == Phase::Open).unwrap_or_else(|| panic!("never opened: {states:?}"));
+    assert!(states[opened..].contains(&Phase::Closed), "never closed again: {states:?}");
     assert!(answered_by_stall_after_open > 0, "traffic never returned to the recovered server: {states:?}");
 }
 
@@ -83,7 +84,7 @@ async fn a_server_that_stops_answering_opens_its_breaker_and_closes_it_after_rec
 async fn garbage_oversized_answers_and_duplicate_tools_get_clear_errors_while_other_servers_keep_working() {
     let c = config(
         vec![stdio("dup", "d", &["--duplicate-tools"]), stdio("noisy", "n", &[]), stdio("fine", "f", &[])],
-        &json!({"callTimeout": "1s", "deadline": "3s", "maxAttempts": 1}),
+        &json!({"call_timeout": "1s", "deadline": "3s", "retry": {"max_attempts": 1}}),
     );
     let client = MultiServerClient::start(c);
     ready(&client).await;
@@ -143,7 +144,7 @@ async fn an_unsafe_tool_is_never_replayed_and_a_safe_one_is_retried_elsewhere() 
     // Every call to `flaky` fails with a server error; `ok` always answers.
     let c = config(
         vec![stdio("flaky", "g", &["--fail-every", "1"]), stdio("ok", "g", &[])],
-        &json!({"balancer": "round-robin", "maxAttempts": 3}),
+        &json!({"balancer": "round-robin", "retry": {"max_attempts": 3}}),
     );
     let client = MultiServerClient::start(c);
     ready(&client).await;
@@ -180,7 +181,7 @@ async fn a_server_that_cannot_start_is_named_with_its_cause_and_the_rest_serve()
 async fn a_timed_out_call_is_cancelled_on_the_server_and_tool_timeouts_apply() {
     let c = config(
         vec![stdio("s", "g", &[])],
-        &json!({"callTimeout": "5s", "maxAttempts": 1, "toolTimeouts": {"g__slow": "200ms"}}),
+        &json!({"call_timeout": "5s", "retry": {"max_attempts": 1}, "tools": {"g__slow": {"timeout": "200ms"}}}),
     );
     let client = MultiServerClient::start(c);
     ready(&client).await;
@@ -224,7 +225,7 @@ async fn a_full_queue_rejects_at_once_instead_of_waiting() {
     let mut servers = vec![stdio("s", "g", &["--delay-ms", "400"])];
     servers[0].1["maxConcurrency"] = json!(1);
     servers[0].1["queue"] = json!(1);
-    let client = Arc::new(MultiServerClient::start(config(servers, &json!({"maxAttempts": 1}))));
+    let client = Arc::new(MultiServerClient::start(config(servers, &json!({"retry": {"max_attempts": 1}}))));
     ready(&client).await;
     let started = tokio::time::Instant::now();
     let calls: Vec<_> = (0..4)

@@ -39,8 +39,8 @@ use crate::metrics::Metrics;
 use crate::outcome::{Classifier, Outcome, Verdict};
 use crate::outlier::{Ejection, OutlierDetector};
 use crate::retry::{Attempt as RetryAttempt, CallKind, Decision, GiveUp, RetryBudget, RetryConfig, Tried};
-use crate::route::{Catalog, CatalogConfig, CatalogError, Route, RouteTable, ServerTools};
 use crate::rng::SeededRng;
+use crate::route::{Catalog, CatalogConfig, CatalogError, Route, RouteTable, ServerTools};
 use crate::time::Time;
 
 /// The engine's random streams, each derived from the policy's seed by its number. One place
@@ -614,6 +614,12 @@ impl Engine {
             }
             Decision::GiveUp(reason) => Next::GiveUp(reason),
         }
+    }
+
+    /// Records an attempt's end with no decision for its call (an aggregated call's answers:
+    /// a fan-out is not retried).
+    pub fn end(&mut self, attempt: Attempt, outcome: Outcome, now: Time) {
+        self.record(attempt, outcome, now);
     }
 
     /// Records an attempt abandoned before its answer (a hedge's loser, a call whose caller

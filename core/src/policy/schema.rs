@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::values::{Count, Fraction, Period, Ratio};
+use crate::LatencyConfig;
 use crate::balance::{DEFAULT_THRESHOLD, SlowStartConfig, Strategy};
 use crate::breaker::{BreakerConfig, MAX_PROBES, WindowSize};
 use crate::health::HealthConfig;
@@ -19,7 +20,6 @@ use crate::hedge::{HedgeConfig, HedgeTrigger, MAX_RACERS};
 use crate::outlier::OutlierConfig;
 use crate::retry::{Backoff, BudgetConfig, Jitter, RetryConfig};
 use crate::route::{Fallback, Namespacing, Pattern, RouteRule};
-use crate::LatencyConfig;
 
 /// The most per-tool overrides, route rules or fallback groups one policy may hold.
 pub const MAX_ENTRIES: usize = 1_024;
@@ -175,7 +175,8 @@ impl Policy {
                 _ => {}
             }
         }
-        for (key, len) in [("tools", self.tools.len()), ("routes", self.routes.len()), ("fallbacks", self.fallbacks.len())]
+        for (key, len) in
+            [("tools", self.tools.len()), ("routes", self.routes.len()), ("fallbacks", self.fallbacks.len())]
         {
             if len > MAX_ENTRIES {
                 return Err(error(key, format!("at most {MAX_ENTRIES} entries, got {len}")));

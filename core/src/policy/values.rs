@@ -109,7 +109,10 @@ impl<const LO: u32, const HI: u32> Count<LO, HI> {
 impl<'de, const LO: u32, const HI: u32> Deserialize<'de> for Count<LO, HI> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let n = i64::deserialize(d)?;
-        u32::try_from(n).map_err(|_| format!("{n} is not in {LO}..={HI}")).and_then(Count::new).map_err(de::Error::custom)
+        u32::try_from(n)
+            .map_err(|_| format!("{n} is not in {LO}..={HI}"))
+            .and_then(Count::new)
+            .map_err(de::Error::custom)
     }
 }
 

@@ -1,0 +1,344 @@
+//! The call pipeline: one logical call, asking the engine at each decision point.
+//!
+//! ```text
+//! begin ─▶ pick ─▶ attempt ──────────────▶ finish ─▶ Done | Retry(after) ─▶ pick … | GiveUp
+//!                     └─ hedge: Wait(d) … Send ─▶ backup attempt (the first answer wins)
+//! ```
+//!
+//! Every attempt has exactly one recorded end: [`Engine::finish`] when its answer is in, or
+//! [`Engine::cancel`] from its guard when it is dropped first (a hedge's loser, a call whose
+//! caller went away). Dropping an attempt cancels its upstream request (rmcp sends
+//! `notifications/cancelled`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+
+use gauntlet_core::cache::CacheKey;
+use gauntlet_core::outcome::Outcome;
+use gauntlet_core::policy::{Attempt, Call, Hedge, Next};
+use gauntlet_core::{ServerId, Time};
+use rmcp::model::{CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, JsonObject, ServerResult};
+use rmcp::service::{PeerRequestOptions, ServiceError};
+use serde_json::Value;
+
+use crate::client::{CallError, CallOptions, CallReport, MultiServerClient};
+use crate::session::{self, ProgressRoutes, Session};
+use crate::shared::Shared;
+
+/// The end of one attempt.
+pub(crate) struct AttemptEnd {
+    pub(crate) attempt: Attempt,
+    pub(crate) outcome: Outcome,
+    pub(crate) sent: bool,
+    pub(crate) result: Option<CallToolResult>,
+}
+
+pub(crate) type InFlight<'a> = Pin<Box<dyn Future<Output = AttemptEnd> + Send + 'a>>;
+
+impl MultiServerClient {
+    /// Calls `tool` (an exposed name) with `arguments`.
+    pub async fn call_tool(&self, tool: &str, arguments: JsonObject) -> Result<CallReport, CallError> {
+        self.call_tool_with(tool, arguments, CallOptions::default()).await
+    }
+
+    /// Calls `tool` with options.
+    pub async fn call_tool_with(
+        &self,
+        tool: &str,
+        arguments: JsonObject,
+        options: CallOptions,
+    ) -> Result<CallReport, CallError> {
+        let shared = &self.shared;
+        let (mut call, cache_key) = {
+            let now = shared.now();
+            let mut engine = shared.engine();
+            let call = engine
+                .begin(tool, options.deadline, options.affinity, now)
+                .map_err(|_| CallError::UnknownTool(tool.to_owned()))?;
+            let key = engine.caches(&call).then(|| CacheKey::call(tool, &Value::Object(arguments.clone())));
+            if let Some(hit) = key.as_ref().and_then(|k| engine.cached(k, now))
+                && let Ok(result) = serde_json::from_value::<CallToolResult>(hit)
+            {
+                return Ok(CallReport {
+                    result,
+                    server: String::new(),
+                    attempts: 0,
+                    tried: Vec::new(),
+                    latency: std::time::Duration::ZERO,
+                    hedged: false,
+                    cached: true,
+                });
+            }
+            (call, key)
+        };
+        // Every server sent to, in order (hedges included); names are resolved when reporting.
+        let mut sent_to: Vec<ServerId> = Vec::with_capacity(2);
+        loop {
+            let picked = shared.engine().pick(&mut call, shared.now());
+            let Some(first) = picked else {
+                return Err(CallError::NoServer { tool: tool.to_owned(), tried: shared.names(&sent_to) });
+            };
+            sent_to.push(first.server);
+            let mut in_flight: Vec<InFlight<'_>> = vec![Box::pin(self.attempt(&call, first, &arguments, &options))];
+            let mut ask_hedge = true;
+            let end = loop {
+                let done = if ask_hedge {
+                    let hedge = shared.engine().hedge(&mut call, shared.now());
+                    match hedge {
+                        Hedge::Send(backup) => {
+                            sent_to.push(backup.server);
+                            in_flight.push(Box::pin(self.attempt(&call, backup, &arguments, &options)));
+                            continue;
+                        }
+                        Hedge::Wait(d) => tokio::select! {
+                            biased;
+                            done = first_of(&mut in_flight) => done,
+                            _ = tokio::time::sleep(d) => continue,
+                        },
+                        Hedge::Never(_) => {
+                            ask_hedge = false;
+                            continue;
+                        }
+                    }
+                } else {
+                    first_of(&mut in_flight).await
+                };
+                let next = shared.engine().finish(&mut call, done.attempt, done.outcome, done.sent, shared.now());
+                match next {
+                    Next::Wait => continue,
+                    other => break (done, other),
+                }
+            };
+            // Whatever is still in flight lost the race: dropping it cancels it.
+            drop(in_flight);
+            let (done, next) = end;
+            match next {
+                Next::Done => {
+                    let result = done.result.expect("an answer carries its result");
+                    if done.outcome == Outcome::Success
+                        && let Some(key) = cache_key
+                        && let Ok(value) = serde_json::to_value(&result)
+                    {
+                        shared.engine().store(key, value, shared.now());
+                    }
+                    return Ok(CallReport {
+                        result,
+                        server: shared.name(done.attempt.server).to_owned(),
+                        attempts: call.attempts(),
+                        tried: shared.names(&sent_to),
+                        latency: shared.now().saturating_since(call.started()),
+                        hedged: call.hedged(),
+                        cached: false,
+                    });
+                }
+                Next::Retry(after) => tokio::time::sleep(after).await,
+                Next::GiveUp(reason) => {
+                    return Err(CallError::Failed {
+                        tool: tool.to_owned(),
+                        attempts: call.attempts(),
+                        last: done.outcome,
+                        reason,
+                        tried: shared.names(&sent_to),
+                    });
+                }
+                Next::Wait => unreachable!("waiting is handled in the loop above"),
+            }
+        }
+    }
+
+    /// One attempt of `call`, already picked (its permit taken). Holds no borrow of `call`, so
+    /// the engine can decide about the call while the attempt is in flight.
+    pub(crate) fn attempt<'a>(
+        &'a self,
+        call: &Call,
+        attempt: Attempt,
+        arguments: &'a JsonObject,
+        options: &'a CallOptions,
+    ) -> impl Future<Output = AttemptEnd> + Send + 'a {
+        let tool = call.tool().clone();
+        let exposed = call.exposed().clone();
+        let deadline = call.deadline();
+        async move {
+            let mut guard = CancelGuard { shared: &self.shared, attempt: Some(attempt) };
+            let (outcome, sent, result) =
+                send(&self.shared, attempt.server, &tool, &exposed, arguments, deadline, options).await;
+            guard.attempt = None;
+            AttemptEnd { attempt, outcome, sent, result }
+        }
+    }
+}
+
+/// Waits for the first of `futures` to finish (polled in order, so ties resolve by index) and
+/// removes it.
+pub(crate) async fn first_of<F: Future + Unpin>(futures: &mut Vec<F>) -> F::Output {
+    let (out, index) = std::future::poll_fn(|cx| {
+        for (i, f) in futures.iter_mut().enumerate() {
+            if let Poll::Ready(out) = Pin::new(f).poll(cx) {
+                return Poll::Ready((out, i));
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    drop(futures.remove(index));
+    out
+}
+
+/// Sends one request and classifies its end. Returns (outcome, sent, result).
+async fn send(
+    shared: &Shared,
+    server: ServerId,
+    tool: &Arc<str>,
+    exposed: &str,
+    arguments: &JsonObject,
+    deadline: Time,
+    options: &CallOptions,
+) -> (Outcome, bool, Option<CallToolResult>) {
+    let up = &shared.upstreams[server.index()];
+    // The attempt's deadline: the tool's own timeout, else the server's, never past the call's.
+    let timeout = shared.config.policy.attempt_timeout(exposed, up.config.call_timeout);
+    let attempt_deadline = shared.to_instant(deadline).min(tokio::time::Instant::now() + timeout);
+    // A concurrency slot, or a bounded wait for one.
+    let _slot = match up.slots.try_acquire() {
+        Ok(slot) => slot,
+        Err(_) => {
+            if up.waiting.load(Ordering::Relaxed) >= up.config.queue {
+                return (Outcome::Rejected, false, None);
+            }
+            up.waiting.fetch_add(1, Ordering::Relaxed);
+            let slot = tokio::time::timeout_at(attempt_deadline, up.slots.acquire()).await;
+            up.waiting.fetch_sub(1, Ordering::Relaxed);
+            match slot {
+                Ok(Ok(slot)) => slot,
+                _ => return (Outcome::Rejected, false, None),
+            }
+        }
+    };
+    let Some(session) = up.session() else { return (Outcome::Transport, false, None) };
+    let Some((seq, dead)) = session.in_flight.register() else { return (Outcome::Transport, false, None) };
+    let _registration = Registration { session: &session, seq };
+    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments.clone());
+    let mut progress = ProgressRoute { routes: &shared.progress, key: None };
+    let call = async {
+        match &options.progress {
+            // rmcp's `call_tool` cancels upstream when dropped.
+            None => session.peer.call_tool(params).await,
+            // With progress, the request's handle is needed for the token rmcp assigned;
+            // its cancellation on drop is then ours to send.
+            Some((token, sink)) => {
+                let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+                let handle = session.peer.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
+                let key = (server, session::token_key(&handle.progress_token));
+                shared.progress.lock().expect("progress lock").insert(key.clone(), (token.clone(), sink.clone()));
+                progress.key = Some(key);
+                let mut cancel = CancelOnDrop { peer: &session.peer, id: Some(handle.id.clone()) };
+                let response = handle.await_response().await;
+                cancel.id = None;
+                match response? {
+                    ServerResult::CallToolResult(result) => Ok(result),
+                    _ => Err(ServiceError::UnexpectedResponse),
+                }
+            }
+        }
+    };
+    let mut dead = dead;
+    let response = tokio::select! {
+        biased;
+        _ = &mut dead => Err(None),
+        r = call => r.map_err(Some),
+        _ = tokio::time::sleep_until(attempt_deadline) => Err(Some(ServiceError::Timeout { timeout })),
+    };
+    match response {
+        Ok(result) => {
+            up.note_answer();
+            let outcome = if result.is_error == Some(true) { Outcome::ToolError } else { Outcome::Success };
+            (outcome, true, Some(result))
+        }
+        Err(None) => (Outcome::Transport, true, None),
+        Err(Some(error)) => {
+            let outcome = classify(&error);
+            match outcome {
+                Outcome::Timeout => up.note_timeout(),
+                Outcome::Transport => {
+                    // rmcp wakes callers of a dead connection in random order: wait for
+                    // the supervisor, which fails them in request order.
+                    let _ = tokio::time::timeout_at(attempt_deadline, &mut dead).await;
+                }
+                _ => up.note_answer(),
+            }
+            (outcome, true, None)
+        }
+    }
+}
+
+/// Classifies an rmcp error.
+fn classify(error: &ServiceError) -> Outcome {
+    match error {
+        ServiceError::McpError(e) => Outcome::RpcError(e.code.0),
+        ServiceError::TransportSend(_) | ServiceError::TransportClosed => Outcome::Transport,
+        ServiceError::Timeout { .. } => Outcome::Timeout,
+        ServiceError::Cancelled { .. } => Outcome::Cancelled,
+        _ => Outcome::Malformed,
+    }
+}
+
+/// Records a dropped attempt as cancelled, so every attempt has exactly one recorded end.
+struct CancelGuard<'a> {
+    shared: &'a Shared,
+    attempt: Option<Attempt>,
+}
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(attempt) = self.attempt.take() {
+            let now = self.shared.now();
+            self.shared.engine().cancel(attempt, now);
+        }
+    }
+}
+
+struct Registration<'a> {
+    session: &'a Session,
+    seq: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.session.in_flight.unregister(self.seq);
+    }
+}
+
+struct ProgressRoute<'a> {
+    routes: &'a ProgressRoutes,
+    key: Option<(ServerId, String)>,
+}
+
+impl Drop for ProgressRoute<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = &self.key {
+            self.routes.lock().expect("progress lock").remove(key);
+        }
+    }
+}
+
+/// Sends `notifications/cancelled` for a request abandoned before its answer.
+struct CancelOnDrop<'a> {
+    peer: &'a rmcp::Peer<rmcp::RoleClient>,
+    id: Option<rmcp::model::RequestId>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let peer = self.peer.clone();
+            let param =
+                rmcp::model::CancelledNotificationParam::new(Some(id), Some("abandoned by the client".to_owned()));
+            tokio::spawn(async move {
+                let _ = peer.notify_cancelled(param).await;
+            });
+        }
+    }
+}

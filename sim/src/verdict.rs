@@ -1,0 +1,69 @@
+//! A scenario file's runs, end to end: each strategy's run, its checkers' violations, its
+//! expectations, the comparisons between strategies, and each run's verdict. What the CLI
+//! prints and what a library user's test asserts on come from here.
+
+use gauntlet_core::balance::Strategy;
+use gauntlet_reports::{Calls, Expectation, Latency, RunResult, Verdict};
+
+use crate::file::ScenarioFile;
+
+impl ScenarioFile {
+    /// Runs the scenario for `seed` under each of `strategies` (all on the same world), then
+    /// checks expectations and comparisons and gives each run its verdict.
+    pub fn run_seed(&self, seed: u64, strategies: &[Strategy]) -> Vec<RunResult> {
+        let mut runs: Vec<RunResult> = strategies
+            .iter()
+            .map(|&strategy| {
+                let scenario = self.scenario(seed, strategy);
+                match crate::run(&scenario) {
+                    Ok(report) => {
+                        let mut r = crate::summarize(&scenario, &report);
+                        r.file.clone_from(&self.file);
+                        r.expectations = self.expect.check(&r);
+                        r
+                    }
+                    Err(e) => self.broken_run(seed, strategy, e.to_string()),
+                }
+            })
+            .collect();
+        let compared: Vec<Vec<Expectation>> = {
+            let all: Vec<&RunResult> = runs.iter().collect();
+            strategies.iter().map(|&s| self.expect.compare(s, &all)).collect()
+        };
+        for (r, c) in runs.iter_mut().zip(compared) {
+            r.expectations.extend(c);
+            if !r.violations.is_empty() || r.expectations.iter().any(|e| !e.pass) {
+                r.verdict = Verdict::Fail;
+            }
+        }
+        runs
+    }
+
+    /// Every seed of the file under every strategy it names, in seed order.
+    pub fn run_all(&self) -> Vec<RunResult> {
+        self.seeds.iter().flat_map(|&seed| self.run_seed(seed, &self.strategies)).collect()
+    }
+
+    /// A run that could not complete (turmoil stopped it): a failure with the reason.
+    fn broken_run(&self, seed: u64, strategy: Strategy, reason: String) -> RunResult {
+        RunResult {
+            scenario: self.scenario.name.clone(),
+            file: self.file.clone(),
+            seed,
+            strategy: strategy.name().to_owned(),
+            digest: String::new(),
+            verdict: Verdict::Fail,
+            calls: Calls::default(),
+            attempts: 0,
+            retry_amplification: 0.0,
+            latency: Latency::default(),
+            recovery_ms: None,
+            phases: Vec::new(),
+            servers: Vec::new(),
+            series: Vec::new(),
+            events: Vec::new(),
+            violations: vec![reason],
+            expectations: Vec::new(),
+        }
+    }
+}
