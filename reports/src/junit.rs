@@ -20,7 +20,7 @@ pub fn junit(name: &str, runs: &[RunResult]) -> String {
         let status = match run.verdict {
             Verdict::Pass => TestCaseStatus::success(),
             Verdict::Fail => {
-                let mut reasons: Vec<String> = run.violations.clone();
+                let mut reasons: Vec<String> = run.violations.iter().map(ToString::to_string).collect();
                 reasons.extend(
                     run.failed_expectations()
                         .map(|e| format!("expected {} {}, measured {}", e.name, e.expected, e.measured)),

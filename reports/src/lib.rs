@@ -10,7 +10,7 @@ mod model;
 
 pub use junit::junit;
 pub use markdown::{comparison, load_share, markdown, summary_line};
-pub use model::{Bucket, Calls, Event, Expectation, Latency, Phase, RunResult, Server, Verdict};
+pub use model::{Bucket, Calls, Event, Expectation, Latency, Phase, RunResult, Server, Verdict, Violation, What};
 
 /// A run as pretty JSON.
 pub fn json(run: &RunResult) -> String {

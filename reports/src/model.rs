@@ -4,6 +4,7 @@
 //! Times are milliseconds from the start of the workload, as `f64` (microsecond precision);
 //! no wall-clock value appears anywhere.
 
+use gauntlet_core::breaker::Phase as BreakerPhase;
 use serde::{Deserialize, Serialize};
 
 /// The verdict of a run.
@@ -105,13 +106,125 @@ pub struct Bucket {
 pub struct Event {
     /// When, in µs from the start of the workload.
     pub t_us: u64,
-    /// What: `fault-start`, `fault-end`, `breaker`, `ejected`, `restored`, `connected`,
-    /// `disconnected`, `failover`.
-    pub kind: String,
     /// The server concerned.
     pub server: String,
-    /// The rest (the fault's kind, a breaker's `from → to`, a failover's target).
-    pub detail: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub what: What,
+}
+
+/// What an [`Event`] says happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum What {
+    /// A fault began (`fault`: its kind as scenario files spell it).
+    FaultStart {
+        /// The fault's kind.
+        fault: String,
+    },
+    /// A fault ended.
+    FaultEnd {
+        /// The fault's kind.
+        fault: String,
+    },
+    /// The server's breaker changed state.
+    Breaker {
+        /// The state before.
+        from: BreakerPhase,
+        /// The state after.
+        to: BreakerPhase,
+    },
+    /// Outlier detection ejected the server.
+    Ejected,
+    /// Outlier detection let it back.
+    Restored,
+    /// The client's session to it became ready.
+    Connected,
+    /// The client's session to it ended.
+    Disconnected,
+    /// A call moved on from this server, which failed it, to another.
+    Failover {
+        /// The server of the next attempt.
+        to: String,
+    },
+}
+
+/// A broken rule of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Violation {
+    /// A call never ended.
+    Lost {
+        /// Its id.
+        call: u64,
+    },
+    /// A truly unsafe call's side effect happened more than once.
+    DuplicateSideEffect {
+        /// Its id.
+        call: u64,
+        /// How many times it happened.
+        times: u32,
+    },
+    /// A call ended after its deadline (beyond one tick of slack).
+    DeadlineMissed {
+        /// Its id.
+        call: u64,
+        /// How long it took, in microseconds.
+        took_us: u64,
+    },
+    /// An attempt went to a server whose breaker was open, or was not a probe while it was
+    /// half-open.
+    BreakerBypassed {
+        /// The server.
+        server: String,
+        /// When, in µs.
+        t_us: u64,
+        /// The breaker's state then.
+        state: BreakerPhase,
+    },
+    /// An aggregated call returned an answer that most answering servers did not give.
+    MinorityAnswer {
+        /// Its id.
+        call: u64,
+        /// Servers that gave the returned answer.
+        agreeing: usize,
+        /// Servers that answered.
+        answered: usize,
+    },
+    /// After the last fault ended, the client did not serve normally again within the bound.
+    NotRecovered {
+        /// The bound, in µs.
+        bound_us: u64,
+    },
+    /// The run could not complete (the simulation stopped it); why, for people.
+    Stopped {
+        /// The simulation's reason.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::Lost { call } => write!(f, "call {call} never ended"),
+            Violation::DuplicateSideEffect { call, times } => {
+                write!(f, "call {call} to an unsafe tool took effect {times} times")
+            }
+            Violation::DeadlineMissed { call, took_us } => {
+                write!(f, "call {call} ended after {took_us} us, past its deadline")
+            }
+            Violation::BreakerBypassed { server, t_us, state } => {
+                write!(f, "an attempt went to {server} at {t_us} us while its breaker was {state}")
+            }
+            Violation::MinorityAnswer { call, agreeing, answered } => {
+                write!(f, "call {call} returned an answer {agreeing} of {answered} servers gave, as the majority's")
+            }
+            Violation::NotRecovered { bound_us } => {
+                write!(f, "the client did not recover within {} ms of the last fault's end", bound_us / 1_000)
+            }
+            Violation::Stopped { reason } => write!(f, "the run stopped: {reason}"),
+        }
+    }
 }
 
 /// One expectation of the scenario, checked.
@@ -163,7 +276,7 @@ pub struct RunResult {
     /// The event timeline.
     pub events: Vec<Event>,
     /// Broken safety or liveness rules.
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
     /// The scenario's expectations, checked.
     pub expectations: Vec<Expectation>,
 }

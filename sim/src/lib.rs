@@ -17,8 +17,9 @@ pub mod scenario;
 pub mod server;
 mod verdict;
 
+pub use gauntlet_reports::Violation;
 pub use record::summarize;
-pub use run::{CallEnd, CallRecord, RunReport, SimError, Violation, run};
+pub use run::{CallEnd, CallRecord, Failure, RunReport, SimError, run};
 pub use scenario::{
     Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Sabotage, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
 };

@@ -172,7 +172,7 @@ pub fn summarize(scenario: &Scenario, report: &RunReport) -> RunResult {
         servers,
         series,
         events: report.events.clone(),
-        violations: report.violations.iter().map(ToString::to_string).collect(),
+        violations: report.violations.clone(),
         expectations: Vec::new(),
     }
 }

@@ -12,10 +12,13 @@ use gauntlet_client::{
     Observer,
 };
 use gauntlet_core::SeededRng;
+use gauntlet_core::aggregate::AggregateError;
 use gauntlet_core::aggregate::Aggregation;
 use gauntlet_core::breaker::Phase;
+use gauntlet_core::outcome::Outcome;
 use gauntlet_core::policy::{BreakerMode, Period, Policy};
-use gauntlet_reports::Event;
+use gauntlet_core::retry::GiveUp;
+use gauntlet_reports::{Event, Violation, What};
 use serde_json::{Value, json};
 
 use crate::record;
@@ -71,8 +74,43 @@ pub enum CallEnd {
         /// An aggregated call's answer text.
         answer: Option<String>,
     },
-    /// The client gave up; the error's text.
-    Failed(String),
+    /// The client gave up.
+    Failed(Failure),
+}
+
+/// Why a logical call failed, typed: what the digest hashes (never an error's wording).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The tool was not in the catalog.
+    UnknownTool,
+    /// No server could take it.
+    NoServer,
+    /// The attempts failed and the policy gave up.
+    GaveUp {
+        /// The last attempt's outcome.
+        last: Outcome,
+        /// Why no further attempt was made.
+        reason: GiveUp,
+    },
+    /// Every replica failed (an aggregated call).
+    AllFailed,
+    /// No answer reached the quorum (an aggregated call).
+    NoQuorum,
+    /// Two answers each reached a low quorum (an aggregated call).
+    Split,
+}
+
+impl From<&CallError> for Failure {
+    fn from(e: &CallError) -> Failure {
+        match e {
+            CallError::UnknownTool(_) => Failure::UnknownTool,
+            CallError::NoServer { .. } => Failure::NoServer,
+            CallError::Failed { last, reason, .. } => Failure::GaveUp { last: *last, reason: *reason },
+            CallError::Aggregate(AggregateError::AllFailed(_)) => Failure::AllFailed,
+            CallError::Aggregate(AggregateError::NoQuorum { .. }) => Failure::NoQuorum,
+            CallError::Aggregate(AggregateError::Split { .. }) => Failure::Split,
+        }
+    }
 }
 
 /// One logical call.
@@ -106,77 +144,6 @@ impl CallRecord {
     /// How long it took, if it ended.
     pub fn took_us(&self) -> Option<u64> {
         Some(self.end_us?.saturating_sub(self.start_us))
-    }
-}
-
-/// A broken rule of a run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Violation {
-    /// A call never ended.
-    Lost {
-        /// Its id.
-        call: u64,
-    },
-    /// A truly unsafe call's side effect happened more than once.
-    DuplicateSideEffect {
-        /// Its id.
-        call: u64,
-        /// How many times it happened.
-        times: u32,
-    },
-    /// A call ended after its deadline (beyond one tick of slack).
-    DeadlineMissed {
-        /// Its id.
-        call: u64,
-        /// How long it took, in microseconds.
-        took_us: u64,
-    },
-    /// An attempt went to a server whose breaker was open, or was not a probe while it was
-    /// half-open.
-    BreakerBypassed {
-        /// The server.
-        server: String,
-        /// When, in µs.
-        t_us: u64,
-        /// The breaker's state then.
-        state: Phase,
-    },
-    /// An aggregated call returned an answer that most answering servers did not give.
-    MinorityAnswer {
-        /// Its id.
-        call: u64,
-        /// Servers that gave the returned answer.
-        agreeing: usize,
-        /// Servers that answered.
-        answered: usize,
-    },
-    /// After the last fault ended, the client did not serve normally again within the bound.
-    NotRecovered {
-        /// The bound, in µs.
-        bound_us: u64,
-    },
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Violation::Lost { call } => write!(f, "call {call} never ended"),
-            Violation::DuplicateSideEffect { call, times } => {
-                write!(f, "call {call} to an unsafe tool took effect {times} times")
-            }
-            Violation::DeadlineMissed { call, took_us } => {
-                write!(f, "call {call} ended after {took_us} us, past its deadline")
-            }
-            Violation::BreakerBypassed { server, t_us, state } => {
-                write!(f, "an attempt went to {server} at {t_us} us while its breaker was {state}")
-            }
-            Violation::MinorityAnswer { call, agreeing, answered } => {
-                write!(f, "call {call} returned an answer {agreeing} of {answered} servers gave, as the majority's")
-            }
-            Violation::NotRecovered { bound_us } => {
-                write!(f, "the client did not recover within {} ms of the last fault's end", bound_us / 1_000)
-            }
-        }
     }
 }
 
@@ -416,7 +383,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
                             tell(&host);
                         }
                     }
-                    fault_events.push(fault_event(log_time, "fault-start", &host, &fault.kind));
+                    fault_events.push(fault_event(log_time, true, &host, &fault.kind));
                 }
             }
             if *started && !*ended && now >= end {
@@ -436,7 +403,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
                             tell(&host);
                         }
                     }
-                    fault_events.push(fault_event(log_time, "fault-end", &host, &fault.kind));
+                    fault_events.push(fault_event(log_time, false, &host, &fault.kind));
                 }
             }
         }
@@ -477,8 +444,10 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     })
 }
 
-fn fault_event(t_us: u64, kind: &str, server: &str, fault: &FaultKind) -> Event {
-    Event { t_us, kind: kind.to_owned(), server: server.to_owned(), detail: fault.name().to_owned() }
+fn fault_event(t_us: u64, started: bool, server: &str, fault: &FaultKind) -> Event {
+    let fault = fault.name().to_owned();
+    let what = if started { What::FaultStart { fault } } else { What::FaultEnd { fault } };
+    Event { t_us, server: server.to_owned(), what }
 }
 
 /// The run's timeline: faults and the client's events but its attempts, merged in time order
@@ -486,16 +455,16 @@ fn fault_event(t_us: u64, kind: &str, server: &str, fault: &FaultKind) -> Event 
 fn timeline(faults: Vec<Event>, client: &[(u64, ClientEvent)], names: &[String]) -> Vec<Event> {
     let name = |id: gauntlet_core::ServerId| names.get(id.index()).cloned().unwrap_or_default();
     let from_client = client.iter().filter_map(|(t, e)| {
-        let (kind, server, detail) = match e {
-            ClientEvent::Connected { server } => ("connected", *server, String::new()),
-            ClientEvent::Disconnected { server } => ("disconnected", *server, String::new()),
-            ClientEvent::Breaker { server, from, to } => ("breaker", *server, format!("{from} -> {to}")),
-            ClientEvent::Ejected { server, ejected: true } => ("ejected", *server, String::new()),
-            ClientEvent::Ejected { server, ejected: false } => ("restored", *server, String::new()),
-            ClientEvent::Failover { from, to } => ("failover", *from, format!("to {}", name(*to))),
+        let (server, what) = match *e {
+            ClientEvent::Connected { server } => (server, What::Connected),
+            ClientEvent::Disconnected { server } => (server, What::Disconnected),
+            ClientEvent::Breaker { server, from, to } => (server, What::Breaker { from, to }),
+            ClientEvent::Ejected { server, ejected: true } => (server, What::Ejected),
+            ClientEvent::Ejected { server, ejected: false } => (server, What::Restored),
+            ClientEvent::Failover { from, to } => (from, What::Failover { to: name(to) }),
             ClientEvent::Sent { .. } => return None,
         };
-        Some(Event { t_us: *t, kind: kind.to_owned(), server: name(server), detail })
+        Some(Event { t_us: *t, server: name(server), what })
     });
     let mut events: Vec<Event> = faults.into_iter().chain(from_client).collect();
     // A stable sort keeps each source's own order.
@@ -565,7 +534,8 @@ pub fn check_majority(calls: &[CallRecord], answers: &BTreeMap<u64, Vec<(String,
     out
 }
 
-/// The hash of a run's log: every call (id order) and every timeline event, as text.
+/// The hash of a run's log: every call (id order) and every timeline event, as their typed
+/// values print (`Debug`), never as prose meant for people.
 pub fn digest(calls: &[CallRecord], events: &[Event]) -> String {
     use std::fmt::Write;
     let mut text = String::new();
@@ -573,7 +543,7 @@ pub fn digest(calls: &[CallRecord], events: &[Event]) -> String {
         let _ = writeln!(text, "{} {} {} {:?} {} {:?}", c.id, c.tool, c.start_us, c.end_us, c.attempts, c.end);
     }
     for e in events {
-        let _ = writeln!(text, "{} {} {} {}", e.t_us, e.kind, e.server, e.detail);
+        let _ = writeln!(text, "{} {} {:?}", e.t_us, e.server, e.what);
     }
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
 }
@@ -620,7 +590,7 @@ async fn drive(
                                     answer: None,
                                 },
                             ),
-                            Err(e) => (failed_attempts(&e), CallEnd::Failed(e.to_string())),
+                            Err(e) => (failed_attempts(&e), CallEnd::Failed(Failure::from(&e))),
                         }
                     }
                     Some(aggregation) => {
@@ -632,7 +602,7 @@ async fn drive(
                                 let server = agreeing.into_iter().next().unwrap_or_default();
                                 (1, CallEnd::Ok { server, tool_error: false, answer: answer.map(str::to_owned) })
                             }
-                            Err(e) => (1, CallEnd::Failed(e.to_string())),
+                            Err(e) => (1, CallEnd::Failed(Failure::from(&e))),
                         }
                     }
                 };

@@ -3,7 +3,7 @@
 //! prints and what a library user's test asserts on come from here.
 
 use gauntlet_core::balance::Strategy;
-use gauntlet_reports::{Calls, Expectation, Latency, RunResult, Verdict};
+use gauntlet_reports::{Calls, Expectation, Latency, RunResult, Verdict, Violation};
 
 use crate::file::ScenarioFile;
 
@@ -62,7 +62,7 @@ impl ScenarioFile {
             servers: Vec::new(),
             series: Vec::new(),
             events: Vec::new(),
-            violations: vec![reason],
+            violations: vec![Violation::Stopped { reason }],
             expectations: Vec::new(),
         }
     }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use gauntlet_core::breaker::Phase;
 use gauntlet_core::policy::Policy;
+use gauntlet_reports::What;
 use gauntlet_sim::{Arrivals, Fault, FaultKind, Scenario, ServerGroup, ServiceTime, SimTool, Workload, run};
 
 /// A policy written as a scenario's `[client]` table.
@@ -208,7 +210,8 @@ fn every_fault_kind_leaves_the_run_safe_and_mostly_successful() {
         let r = run(&s).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         assert!(r.violations.is_empty(), "{kind:?}: {:?}", r.violations);
         assert!(r.success_rate() >= floor, "{kind:?}: success {}", r.success_rate());
-        let faults: Vec<_> = r.events.iter().filter(|e| e.kind.starts_with("fault-")).collect();
+        let faults: Vec<_> =
+            r.events.iter().filter(|e| matches!(e.what, What::FaultStart { .. } | What::FaultEnd { .. })).collect();
         assert_eq!(faults.len(), 2, "{kind:?}: one server (search@0.3 of 3) starts and ends: {faults:?}");
         assert!(faults.iter().all(|e| e.server == "search-0"), "{faults:?}");
     }
@@ -263,24 +266,26 @@ fn faulty(seed: u64, kind: FaultKind) -> Scenario {
     s
 }
 
-fn count(r: &gauntlet_sim::RunReport, kind: &str, detail: &str) -> usize {
-    r.events.iter().filter(|e| e.kind == kind && e.detail.contains(detail)).count()
+fn count(r: &gauntlet_sim::RunReport, what: &What) -> usize {
+    r.events.iter().filter(|e| e.what == *what).count()
 }
 
 #[test]
 fn the_timeline_shows_breaker_transitions_reconnects_and_failovers() {
     let r = run(&faulty(51, FaultKind::Brownout(1.0))).expect("runs");
     assert!(r.violations.is_empty(), "{:?}", r.violations);
-    assert!(count(&r, "breaker", "closed -> open") >= 1, "{:#?}", r.events);
-    assert!(count(&r, "breaker", "half-open -> closed") >= 1, "the breaker never closed again: {:#?}", r.events);
-    assert!(count(&r, "failover", "to search-") >= 1);
+    let breaker = |from, to| count(&r, &What::Breaker { from, to });
+    assert!(breaker(Phase::Closed, Phase::Open) >= 1, "{:#?}", r.events);
+    assert!(breaker(Phase::HalfOpen, Phase::Closed) >= 1, "the breaker never closed again: {:#?}", r.events);
+    let failovers = r.events.iter().filter(|e| matches!(&e.what, What::Failover { to } if to.starts_with("search-")));
+    assert!(failovers.count() >= 1);
     let times: Vec<u64> = r.events.iter().map(|e| e.t_us).collect();
     assert!(times.is_sorted(), "the timeline is in time order");
     let r = run(&faulty(51, FaultKind::Partition)).expect("runs");
     assert!(r.violations.is_empty(), "{:?}", r.violations);
-    let search0 = |kind: &str| r.events.iter().filter(|e| e.kind == kind && e.server == "search-0").count();
-    assert_eq!(search0("disconnected"), 1, "{:#?}", r.events);
-    assert_eq!(search0("connected"), 2, "the first connect and the reconnect after repair");
+    let search0 = |what: What| r.events.iter().filter(|e| e.what == what && e.server == "search-0").count();
+    assert_eq!(search0(What::Disconnected), 1, "{:#?}", r.events);
+    assert_eq!(search0(What::Connected), 2, "the first connect and the reconnect after repair");
 }
 
 #[test]
@@ -293,7 +298,7 @@ fn the_breaker_checker_catches_a_client_that_ignores_its_breakers() {
     assert!(!bypassed.is_empty(), "the checker missed calls through an open breaker: {:?}", r.violations);
     // The honest client on the same world: its breaker opened and nothing passed it.
     let honest = run(&faulty(52, FaultKind::Brownout(1.0))).expect("runs");
-    assert!(count(&honest, "breaker", "-> open") >= 1);
+    assert!(honest.events.iter().any(|e| matches!(e.what, What::Breaker { to: Phase::Open, .. })));
     assert!(honest.violations.is_empty(), "{:?}", honest.violations);
 }
 

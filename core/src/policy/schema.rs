@@ -81,7 +81,9 @@ pub struct Policy {
     pub max_concurrency: Count<1, 65_536>,
     /// Each server's default queue of calls waiting for a slot; a call beyond it is rejected.
     pub queue: Count<0, 1_000_000>,
-    /// The root of every random stream the client draws from.
+    /// The root of every random stream the client draws from, `0..=2^63-1` (what a TOML
+    /// integer can hold, so a seed means the same in both formats).
+    #[serde(deserialize_with = "seed")]
     pub seed: u64,
     /// Circuit breaking per server.
     pub breaker: BreakerPolicy,
@@ -303,6 +305,14 @@ impl Policy {
     pub fn hedges(&self, tool: &str) -> bool {
         self.hedge.is_some() && self.tools.get(tool).and_then(|t| t.hedge).unwrap_or(true)
     }
+}
+
+fn seed<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if i64::try_from(n).is_err() {
+        return Err(de::Error::custom(format!("{n} is not in 0..=9223372036854775807")));
+    }
+    Ok(n)
 }
 
 fn nonzero(n: u32) -> Option<u32> {

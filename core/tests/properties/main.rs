@@ -7,4 +7,5 @@ mod cache;
 mod catalog;
 mod fleets;
 mod outlier;
+mod policy;
 mod retry;
