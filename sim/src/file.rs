@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gauntlet_core::aggregate::Aggregation;
 use gauntlet_core::balance::Strategy;
-use gauntlet_core::policy::Policy;
+use gauntlet_core::policy::{MAX_FAN_OUT, Policy};
 use serde::Deserialize;
 
 use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, duration};
@@ -155,7 +155,15 @@ struct RawWorkload {
     arrivals: RawArrivals,
     mix: Vec<RawMix>,
     deadline: Option<String>,
-    aggregate: Option<String>,
+    aggregate: Option<RawAggregate>,
+}
+
+/// `aggregate = "majority"`, or `aggregate = { quorum = 2 }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawAggregate {
+    Named(String),
+    Quorum { quorum: u32 },
 }
 
 #[derive(Deserialize)]
@@ -552,7 +560,7 @@ fn client(loc: &Locator<'_>, policy: &Policy, fleet: &[ServerGroup]) -> Result<(
         let path = policy_path(&e.path);
         let mut full = vec![Key("client")];
         full.extend(path.iter().copied());
-        loc.at(&full, e.message)
+        loc.at(&full, format!("`client.{}` {}", e.path, e.message))
     })?;
     let sets: Vec<&str> = fleet.iter().map(ServerGroup::replica_set).collect();
     for (i, f) in policy.fallbacks.iter().enumerate() {
@@ -627,19 +635,30 @@ fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
         Some(d) => dur(loc, &at("deadline"), d)?,
         None => Duration::from_secs(5),
     };
-    let aggregate = match w.aggregate.as_deref() {
+    let aggregate = match &w.aggregate {
         None => None,
-        Some("first") => Some(Aggregation::First),
-        Some("fastest") => Some(Aggregation::Fastest),
-        Some("all") => Some(Aggregation::All),
-        Some("majority") => Some(Aggregation::Majority),
-        Some(other) => {
-            return Err(loc.hint(
-                &at("aggregate"),
-                format!("`{other}` is not an aggregation"),
-                "first, fastest, all or majority",
-            ));
+        Some(RawAggregate::Quorum { quorum }) => {
+            if !(1..=MAX_FAN_OUT as u32).contains(quorum) {
+                return Err(loc.at(
+                    &[Key("workload"), Key("aggregate"), Key("quorum")],
+                    format!("a quorum is in 1..={MAX_FAN_OUT} (the most replicas one call is sent to)"),
+                ));
+            }
+            Some(Aggregation::Quorum(*quorum))
         }
+        Some(RawAggregate::Named(name)) => match name.as_str() {
+            "first" => Some(Aggregation::First),
+            "fastest" => Some(Aggregation::Fastest),
+            "all" => Some(Aggregation::All),
+            "majority" => Some(Aggregation::Majority),
+            other => {
+                return Err(loc.hint(
+                    &at("aggregate"),
+                    format!("`{other}` is not an aggregation"),
+                    "first, fastest, all, majority, or { quorum = k }",
+                ));
+            }
+        },
     };
     Ok(Workload { arrivals, mix, deadline, aggregate })
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gauntlet_client::{CallError, Era, LinkState, MultiServerClient};
+use gauntlet_core::aggregate::Aggregation;
 use gauntlet_core::breaker::Phase;
 use serde_json::json;
 
@@ -250,4 +251,53 @@ async fn a_full_queue_rejects_at_once_instead_of_waiting() {
     }
     // One in flight plus one queued are served; the other two are turned away at once.
     assert_eq!(answered, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_majority_and_quorum_answer_without_waiting_for_a_replica_that_never_does() {
+    // Three replicas answer at once; the fourth holds every call for an hour, and the call's
+    // own timeout is longer still: only racing returns before NO_HANG.
+    let c = config(
+        vec![
+            stdio("a", "g", &[]),
+            stdio("b", "g", &[]),
+            stdio("c", "g", &[]),
+            stdio("stuck", "g", &["--delay-ms", "3600000"]),
+        ],
+        &json!({"call_timeout": "2h", "deadline": "2h"}),
+    );
+    let client = MultiServerClient::start(c);
+    ready(&client).await;
+    let echo = || args(json!({"text": "same"}));
+    for aggregation in [Aggregation::First, Aggregation::Fastest] {
+        let (_, servers) = tokio::time::timeout(NO_HANG, client.call_all("g__echo", echo(), aggregation))
+            .await
+            .expect("no wait for the stuck replica")
+            .expect("answers");
+        assert_eq!(servers.len(), 1, "{aggregation:?}: {servers:?}");
+        assert_ne!(servers[0], "stuck");
+    }
+    for aggregation in [Aggregation::Majority, Aggregation::Quorum(2)] {
+        let (value, servers) = tokio::time::timeout(NO_HANG, client.call_all("g__echo", echo(), aggregation))
+            .await
+            .expect("settled once enough agree")
+            .expect("answers");
+        assert_eq!(value.pointer("/content/0/text").and_then(|v| v.as_str()), Some("same"));
+        assert!(!servers.contains(&"stuck".to_owned()), "{aggregation:?}: {servers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_read_only_answer_comes_from_the_cache_only_when_a_ttl_is_set() {
+    for (ttl, cached) in [(json!({"ttl": "10m"}), true), (json!({}), false)] {
+        let client = MultiServerClient::start(config(vec![stdio("a", "g", &[])], &json!({"cache": ttl})));
+        ready(&client).await;
+        let first = client.call_tool("g__echo", args(json!({"text": "x"}))).await.expect("answers");
+        let second = client.call_tool("g__echo", args(json!({"text": "x"}))).await.expect("answers");
+        let other = client.call_tool("g__echo", args(json!({"text": "y"}))).await.expect("answers");
+        assert!(!first.cached && !other.cached, "different arguments are different answers");
+        assert_eq!(second.cached, cached);
+        assert_eq!(second.attempts, u32::from(!cached));
+        assert_eq!(text(&second.result), "x");
+    }
 }
