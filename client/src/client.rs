@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::session::{self, Notice, Progress};
 use crate::shared::{ConnectFuture, Connector, HandlerToken, Observer, Shared};
-use crate::upstream::{self, LinkState, Upstream};
+use crate::supervise;
+use crate::upstream::{LinkState, Upstream};
 
 /// The connector of the configured transports (stdio, Streamable HTTP, TCP).
 #[derive(Debug, Default)]
@@ -196,7 +197,7 @@ impl MultiServerClient {
         let shutdown = CancellationToken::new();
         for i in 0..n {
             let rng = root.derive(streams::SUPERVISOR + i as u64);
-            tokio::spawn(upstream::supervise(shared.clone(), i, rng, shutdown.clone()));
+            tokio::spawn(supervise::supervise(shared.clone(), i, rng, shutdown.clone()));
         }
         // `list_changed` notifications ask the server's supervisor to list its tools again.
         let s = shared.clone();

@@ -9,8 +9,9 @@
 //!   breaking, retrying, hedging and aggregation.
 //!
 //! The layout follows the roles: `client` (the public API), `call` (the pipeline of one call),
-//! `fanout` (aggregated calls that race), `upstream` (connection supervision), `session` (rmcp
-//! sessions and transports), `shared` (the state they share, the engine behind its mutex).
+//! `fanout` (aggregated calls that race), `supervise` (connection supervision), `upstream`
+//! (one server's state), `session` (rmcp sessions and transports), `shared` (the state they
+//! share, the engine behind its mutex).
 //!
 //! Time comes from `tokio::time` only (simulated under turmoil), randomness from the engine's
 //! streams seeded by the policy, and every `select!` is `biased;`, so the same seed gives the
@@ -22,6 +23,7 @@ pub mod config;
 mod fanout;
 mod session;
 mod shared;
+mod supervise;
 mod upstream;
 
 pub use client::{

@@ -1,6 +1,6 @@
 //! The throughput baseline: the same turmoil world and simulated servers, called with raw rmcp
 //! (round-robin over one peer per server) by the same closed-loop callers, without Gauntlet.
-//! `benches/sim.rs` runs it beside [`run`](crate::run) to report their ratio.
+//! `benches/sim.rs` runs it beside [`run`](crate::run()) to report their ratio.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,9 +10,10 @@ use rmcp::model::{CallToolRequestParams, JsonObject};
 use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt};
 use serde_json::json;
 
-use crate::run::{self, CLIENT, SimError};
+use crate::log::SimError;
 use crate::scenario::{Arrivals, Scenario};
 use crate::server::PORT;
+use crate::world::{self, CLIENT};
 
 #[derive(Clone, Default)]
 struct Raw;
@@ -24,7 +25,7 @@ pub fn run_raw(scenario: &Scenario) -> Result<u64, SimError> {
     let Arrivals::Callers(callers) = scenario.workload.arrivals else {
         return Err(SimError::Config { scenario: scenario.name.clone(), message: "the baseline needs callers".into() });
     };
-    let mut sim = run::world(scenario, scenario.duration + Duration::from_secs(30)).sim;
+    let mut sim = world::world(scenario, scenario.duration + Duration::from_secs(30)).sim;
     let servers = scenario.servers();
     let names: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
     let tools: Vec<String> = scenario
@@ -70,6 +71,6 @@ pub fn run_raw(scenario: &Scenario) -> Result<u64, SimError> {
         }
         Ok(())
     });
-    while !run::step(&mut sim, scenario)? {}
+    while !world::step(&mut sim, scenario)? {}
     Ok(answered.load(Ordering::Relaxed))
 }

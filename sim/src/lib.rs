@@ -9,17 +9,24 @@
 //! scenario and seed give the same digest, in any process.
 
 pub mod baseline;
+pub mod checkers;
 pub mod expect;
+mod faults;
 pub mod file;
+mod log;
 pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod server;
 mod verdict;
+mod workload;
+pub mod world;
 
 pub use gauntlet_reports::Violation;
+pub use log::{CallEnd, CallRecord, Failure, RunReport, SimError, digest};
 pub use record::summarize;
-pub use run::{CallEnd, CallRecord, Failure, RunReport, SimError, run};
+pub use run::run;
 pub use scenario::{
     Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Sabotage, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
 };
+pub use workload::MAX_CALLS;

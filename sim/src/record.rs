@@ -6,7 +6,7 @@ use std::time::Duration;
 use gauntlet_reports::{Bucket, Calls, Latency, Phase, RunResult, Server, Verdict};
 use hdrhistogram::Histogram;
 
-use crate::run::{CallEnd, CallRecord, RunReport};
+use crate::log::{CallEnd, CallRecord, RunReport, micros};
 use crate::scenario::Scenario;
 
 /// The width of a recovery bucket: recovery is measured in steps of this.
@@ -18,10 +18,6 @@ const MIN_BUCKET_CALLS: u64 = 5;
 pub const RECOVERED_SHARE: f64 = 0.98;
 /// The success rate that always counts as recovered.
 pub const RECOVERED_FLOOR: f64 = 0.95;
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
 
 /// How long after `heal_us` the client served normally again: the start of the first
 /// [`RECOVERY_BUCKET`] after which no bucket of calls (by start time) fell below the success

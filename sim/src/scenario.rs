@@ -253,7 +253,7 @@ pub struct Scenario {
     /// The fleet.
     pub fleet: Vec<ServerGroup>,
     /// The client's policy (the scenario's `[client]` table). Its `seed` and `deadline` are
-    /// the scenario's: see [`client_config`](crate::run::client_config).
+    /// the scenario's: see [`client_config`](crate::world::client_config).
     pub policy: Policy,
     /// Whether the client trusts the servers' tool annotations.
     pub trusted: bool,

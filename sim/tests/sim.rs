@@ -182,7 +182,7 @@ fn an_honestly_annotated_unsafe_tool_is_never_executed_twice_even_when_calls_tim
 
 #[test]
 fn the_lost_call_and_deadline_checkers_flag_what_they_guard() {
-    use gauntlet_sim::run::check;
+    use gauntlet_sim::checkers::check;
     use gauntlet_sim::{CallRecord, Violation};
     let calls = [
         CallRecord::started(1, "t", 0),

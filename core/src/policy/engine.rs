@@ -204,7 +204,8 @@ struct RouteState {
     balancers: Vec<Box<dyn Balancer + Send>>,
 }
 
-/// The decision state of a multi-server client. See the [module docs](self).
+/// The decision state of a multi-server client. See the [policy module](crate::policy) for
+/// the decision points of a call.
 pub struct Engine {
     policy: Policy,
     balancer: BalancerConfig,

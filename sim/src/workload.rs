@@ -1,0 +1,140 @@
+//! The workload: open-loop (Poisson) or closed-loop callers issuing the tool mix against the
+//! real client, each call recorded from its start to its end.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gauntlet_client::{CallError, CallOptions, MultiServerClient};
+use gauntlet_core::SeededRng;
+use serde_json::{Value, json};
+
+use crate::log::{CallEnd, CallRecord, Failure, Log, micros};
+use crate::scenario::{Arrivals, Workload};
+
+/// The most calls one run issues: a limit on everything, and a guard against a workload
+/// that spins.
+pub const MAX_CALLS: u64 = 2_000_000;
+/// A closed-loop caller whose call ended in no simulated time waits this long before the next
+/// (otherwise simulated time would never advance: turmoil moves time between steps only).
+const MIN_THINK: Duration = Duration::from_millis(1);
+
+/// Attempts a failed call sent.
+fn failed_attempts(e: &CallError) -> u32 {
+    match e {
+        CallError::Failed { attempts, .. } => *attempts,
+        CallError::NoServer { tried, .. } => u32::try_from(tried.len()).unwrap_or(u32::MAX),
+        CallError::UnknownTool(_) | CallError::Aggregate(_) => 0,
+    }
+}
+
+/// Issues the workload's calls until `duration`, then waits for every call to end.
+pub(crate) async fn drive(
+    client: Arc<MultiServerClient>,
+    workload: Workload,
+    duration: Duration,
+    rng: SeededRng,
+    log: Arc<Mutex<Log>>,
+) {
+    let start = tokio::time::Instant::now();
+    let rng = Arc::new(Mutex::new(rng));
+    let next_id = Arc::new(Mutex::new(0u64));
+    let total: u32 = workload.mix.iter().map(|(_, w)| *w).sum::<u32>().max(1);
+    let call = {
+        let (client, log, workload) = (client.clone(), log.clone(), workload.clone());
+        move |tool: String, id: u64| {
+            let (client, log, deadline, aggregate) =
+                (client.clone(), log.clone(), workload.deadline, workload.aggregate);
+            async move {
+                let started = tokio::time::Instant::now();
+                log.lock().expect("log").calls.insert(id, CallRecord::started(id, &tool, micros(started - start)));
+                let mut args = serde_json::Map::from_iter([("call".to_owned(), json!(id))]);
+                let (attempts, end) = match aggregate {
+                    None => {
+                        let options = CallOptions { deadline: Some(deadline), ..CallOptions::default() };
+                        match client.call_tool_with(&tool, args, options).await {
+                            Ok(r) => (
+                                r.attempts,
+                                CallEnd::Ok {
+                                    server: r.server,
+                                    tool_error: r.result.is_error == Some(true),
+                                    answer: None,
+                                },
+                            ),
+                            Err(e) => (failed_attempts(&e), CallEnd::Failed(Failure::from(&e))),
+                        }
+                    }
+                    Some(aggregation) => {
+                        // Servers record their answers to calls marked `fanout` for the checker.
+                        args.insert("fanout".to_owned(), json!(true));
+                        match client.call_all(&tool, args, aggregation).await {
+                            Ok((value, agreeing)) => {
+                                let answer = value.pointer("/content/0/text").and_then(Value::as_str);
+                                let server = agreeing.into_iter().next().unwrap_or_default();
+                                (1, CallEnd::Ok { server, tool_error: false, answer: answer.map(str::to_owned) })
+                            }
+                            Err(e) => (1, CallEnd::Failed(Failure::from(&e))),
+                        }
+                    }
+                };
+                let mut log = log.lock().expect("log");
+                let record = log.calls.get_mut(&id).expect("recorded at start");
+                record.end_us = Some(micros(tokio::time::Instant::now() - start));
+                record.attempts = attempts;
+                record.end = Some(end);
+            }
+        }
+    };
+    let pick_tool = {
+        let (rng, mix) = (rng.clone(), workload.mix.clone());
+        move || {
+            let mut x = rng.lock().expect("rng").below(total);
+            for (tool, w) in &mix {
+                if x < *w {
+                    return tool.clone();
+                }
+                x -= w;
+            }
+            mix.last().map(|(t, _)| t.clone()).unwrap_or_default()
+        }
+    };
+    let new_id = move || {
+        let mut n = next_id.lock().expect("ids");
+        (*n < MAX_CALLS).then(|| {
+            *n += 1;
+            *n
+        })
+    };
+    let mut tasks = Vec::new();
+    match workload.arrivals {
+        Arrivals::Callers(n) => {
+            for _ in 0..n {
+                let (call, pick_tool, new_id) = (call.clone(), pick_tool.clone(), new_id.clone());
+                tasks.push(tokio::spawn(async move {
+                    while start.elapsed() < duration {
+                        let Some(id) = new_id() else { break };
+                        let began = tokio::time::Instant::now();
+                        call(pick_tool(), id).await;
+                        if began.elapsed() < MIN_THINK {
+                            tokio::time::sleep(MIN_THINK).await;
+                        }
+                    }
+                }));
+            }
+        }
+        Arrivals::Poisson(rate) => {
+            while start.elapsed() < duration {
+                let u = rng.lock().expect("rng").unit();
+                let gap = Duration::from_secs_f64(-(1.0 - u).ln() / rate.max(1e-9));
+                tokio::time::sleep(gap).await;
+                if start.elapsed() >= duration {
+                    break;
+                }
+                let Some(id) = new_id() else { break };
+                tasks.push(tokio::spawn(call(pick_tool(), id)));
+            }
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
