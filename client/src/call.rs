@@ -82,39 +82,14 @@ impl MultiServerClient {
                 return Err(CallError::NoServer { tool: tool.to_owned(), tried: shared.names(&sent_to) });
             };
             sent_to.push(first.server);
-            let mut in_flight: Vec<InFlight<'_>> = vec![Box::pin(self.attempt(&call, first, &arguments, &options))];
-            let mut ask_hedge = true;
-            let end = loop {
-                let done = if ask_hedge {
-                    let hedge = shared.engine().hedge(&mut call, shared.now());
-                    match hedge {
-                        Hedge::Send(backup) => {
-                            sent_to.push(backup.server);
-                            in_flight.push(Box::pin(self.attempt(&call, backup, &arguments, &options)));
-                            continue;
-                        }
-                        Hedge::Wait(d) => tokio::select! {
-                            biased;
-                            done = first_of(&mut in_flight) => done,
-                            _ = tokio::time::sleep(d) => continue,
-                        },
-                        Hedge::Never(_) => {
-                            ask_hedge = false;
-                            continue;
-                        }
-                    }
-                } else {
-                    first_of(&mut in_flight).await
-                };
+            let (done, next) = if call.may_hedge() {
+                self.race(&mut call, first, &arguments, &options, &mut sent_to).await
+            } else {
+                // No backup can be sent: the attempt alone, with no race to set up.
+                let done = self.attempt(&call, first, &arguments, &options).await;
                 let next = shared.engine().finish(&mut call, done.attempt, done.outcome, done.sent, shared.now());
-                match next {
-                    Next::Wait => continue,
-                    other => break (done, other),
-                }
+                (done, next)
             };
-            // Whatever is still in flight lost the race: dropping it cancels it.
-            drop(in_flight);
-            let (done, next) = end;
             match next {
                 Next::Done => {
                     let result = done.result.expect("an answer carries its result");
@@ -145,6 +120,50 @@ impl MultiServerClient {
                     });
                 }
                 Next::Wait => unreachable!("waiting is handled in the loop above"),
+            }
+        }
+    }
+
+    /// The attempt `first` and the backups the engine allows while it is in flight; the first
+    /// answer wins and the others are dropped (cancelled). Returns the deciding attempt's end and
+    /// what the engine decided after it.
+    async fn race(
+        &self,
+        call: &mut Call,
+        first: Attempt,
+        arguments: &JsonObject,
+        options: &CallOptions,
+        sent_to: &mut Vec<ServerId>,
+    ) -> (AttemptEnd, Next) {
+        let shared = &self.shared;
+        let mut in_flight: Vec<InFlight<'_>> = vec![Box::pin(self.attempt(call, first, arguments, options))];
+        let mut ask_hedge = true;
+        loop {
+            let done = if ask_hedge {
+                let hedge = shared.engine().hedge(call, shared.now());
+                match hedge {
+                    Hedge::Send(backup) => {
+                        sent_to.push(backup.server);
+                        in_flight.push(Box::pin(self.attempt(call, backup, arguments, options)));
+                        continue;
+                    }
+                    Hedge::Wait(d) => tokio::select! {
+                        biased;
+                        done = first_of(&mut in_flight) => done,
+                        _ = tokio::time::sleep(d) => continue,
+                    },
+                    Hedge::Never(_) => {
+                        ask_hedge = false;
+                        continue;
+                    }
+                }
+            } else {
+                first_of(&mut in_flight).await
+            };
+            match shared.engine().finish(call, done.attempt, done.outcome, done.sent, shared.now()) {
+                Next::Wait => continue,
+                // Whatever is still in flight lost: dropping it cancels it.
+                next => return (done, next),
             }
         }
     }

@@ -150,7 +150,13 @@ impl Call {
         self.attempts
     }
 
-    /// Hedges sent.
+    /// Whether a backup may ever be sent for this call (hedging on, the tool replayable and
+    /// not opted out). When `false`, asking [`Engine::hedge`] is pointless.
+    pub fn may_hedge(&self) -> bool {
+        self.hedges
+    }
+
+    /// Whether a hedge was sent.
     pub fn hedged(&self) -> bool {
         self.extra > 0
     }
