@@ -175,3 +175,22 @@ fn a_route_rule_pins_a_tool_to_tagged_servers() {
     let mut call = engine.begin("h__search", None, None, at(0)).unwrap();
     assert!(engine.pick(&mut call, at(0)).is_some());
 }
+
+#[test]
+fn a_hedge_refused_says_why() {
+    // Hedging off: no backup, and the reason is that it is off, not that the tool is unsafe.
+    let (mut engine, _) = fleet(Policy::default(), &[("g", 2, &[])]);
+    let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
+    let a = engine.pick(&mut call, at(0)).unwrap();
+    assert!(!call.may_hedge());
+    assert_eq!(engine.hedge(&mut call, at(100)), Hedge::Never(NoHedge::Off));
+    engine.cancel(a, at(100));
+    // Two backups allowed, two servers: after one backup no untried server is left.
+    let (mut engine, _) = fleet(toml_policy("hedge = { after = \"10ms\", max_extra = 2 }"), &[("g", 2, &[])]);
+    let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
+    let a = engine.pick(&mut call, at(0)).unwrap();
+    let Hedge::Send(b) = engine.hedge(&mut call, at(10)) else { panic!("due") };
+    assert_eq!(engine.hedge(&mut call, at(20)), Hedge::Never(NoHedge::NoServer));
+    engine.cancel(a, at(20));
+    engine.cancel(b, at(20));
+}

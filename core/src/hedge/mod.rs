@@ -72,6 +72,10 @@ pub enum NoHedge {
     Deadline,
     /// The budget is spent.
     Budget,
+    /// Hedging is off for this call (no `hedge` policy, or the tool opted out).
+    Off,
+    /// No server the call has not tried yet could take a backup.
+    NoServer,
 }
 
 /// What to do about a call still in flight.

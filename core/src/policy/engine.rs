@@ -569,18 +569,19 @@ impl Engine {
     /// hedger's delay, its cap on backups and the shared budget decide; a backup goes only to
     /// a server the call has not tried.
     pub fn hedge(&mut self, call: &mut Call, now: Time) -> Hedge {
-        if !call.hedges {
-            return Hedge::Never(NoHedge::Unsafe);
-        }
-        let Some(hedger) = &self.hedger else { return Hedge::Never(NoHedge::Unsafe) };
+        let Some(hedger) = self.hedger.as_ref().filter(|_| call.hedges) else {
+            return Hedge::Never(if call.kind.is_replayable() { NoHedge::Off } else { NoHedge::Unsafe });
+        };
         let elapsed = now.saturating_since(call.sent_at);
         match hedger.decide(call.kind, elapsed, call.extra, now, call.deadline, &mut self.budget) {
             HedgeDecision::Wait(d) => Hedge::Wait(d),
             HedgeDecision::Never(why) => Hedge::Never(why),
             HedgeDecision::Send => {
                 self.poll(now);
+                // The budget's token is spent even when no untried server is left: the
+                // decision to hedge was made, and a fleet that small rarely hedges.
                 let Some(attempt) = self.pick_where(call, now, true) else {
-                    return Hedge::Never(NoHedge::Cap);
+                    return Hedge::Never(NoHedge::NoServer);
                 };
                 call.extra += 1;
                 self.metrics.record_hedge(attempt.server);
