@@ -194,3 +194,25 @@ fn a_hedge_refused_says_why() {
     engine.cancel(a, at(20));
     engine.cancel(b, at(20));
 }
+
+#[test]
+fn retries_go_to_servers_not_yet_tried_while_one_exists() {
+    let policy =
+        toml_policy("retry = { max_attempts = 5, budget = { ratio = 10.0 } }\nbreaker.consecutive_failures = 0");
+    let (mut engine, _) = fleet(policy, &[("g", 3, &[])]);
+    let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
+    let mut servers = Vec::new();
+    let mut t = at(0);
+    for _ in 0..4 {
+        let a = engine.pick(&mut call, t).unwrap();
+        servers.push(a.server);
+        let Next::Retry(after) = engine.finish(&mut call, a, Outcome::Timeout, true, t) else { panic!("retried") };
+        t = t + after;
+    }
+    let mut first_three = servers[..3].to_vec();
+    first_three.sort();
+    first_three.dedup();
+    assert_eq!(first_three.len(), 3, "three attempts, three servers: {servers:?}");
+    // Every server tried: the fourth goes to any of them.
+    assert!(servers[..3].contains(&servers[3]));
+}

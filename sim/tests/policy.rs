@@ -205,3 +205,23 @@ fn health_checks_notice_a_silent_server_as_fast_as_their_interval_and_threshold_
     let patient_at = first_disconnect(&patient).unwrap_or(u64::MAX);
     assert!(patient_at >= 1_500_000, "ended at {patient_at} us, before any call could time out: {:#?}", patient.events);
 }
+
+#[test]
+fn a_shorter_peak_ewma_decay_brings_traffic_back_sooner_after_a_latency_spike() {
+    let spike = "[[fault]]\nat = \"1s\"\nfor = \"2s\"\nkind = \"latency\"\nlatency = \"200ms\"\ntarget = \"search-0\"";
+    let after_heal = |r: &RunReport| {
+        r.calls
+            .iter()
+            .filter(|c| (3_000_000..4_000_000).contains(&c.start_us))
+            .filter(|c| matches!(&c.end, Some(gauntlet_sim::CallEnd::Ok { server, .. }) if server == "search-0"))
+            .count()
+    };
+    let quick = run(&world("peak_ewma = { decay = \"200ms\" }", "", "", spike));
+    let slow = run(&world("peak_ewma = { decay = \"1m\" }", "", "", spike));
+    assert!(
+        after_heal(&quick) > after_heal(&slow) + 20,
+        "calls served by search-0 in the second after the spike: {} with a 200 ms decay, {} with 1 m",
+        after_heal(&quick),
+        after_heal(&slow)
+    );
+}

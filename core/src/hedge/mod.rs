@@ -10,8 +10,8 @@
 //! - hedges draw from the same [`RetryBudget`] as retries, and at most `max_extra` backups go
 //!   out per call;
 //! - only replayable calls are hedged: a hedge *is* sending the request twice;
-//! - the backup goes to a server not yet tried (`retry::pick_untried`), and [`Race`] tracks the
-//!   attempts so the first success wins and the others are named for cancellation.
+//! - the backup goes to a server not yet tried, and the first answer wins: the policy engine
+//!   (`policy::Engine::hedge` and `finish`) decides both; the caller cancels the losers.
 //!
 //! Defaults: the 95th percentile (Dean and Barroso's example), one backup, 100 samples.
 
@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::fleet::ServerId;
 use crate::latency;
 use crate::retry::{CallKind, RetryBudget};
 use crate::time::Time;
@@ -30,7 +29,8 @@ pub const REFRESH_EVERY: u32 = 64;
 /// percentile, and re-reading that histogram walks about a tenth of the buckets three would
 /// (the re-read every [`REFRESH_EVERY`] calls is what the per-call tail is made of).
 const SIGFIG: u8 = 2;
-/// The most attempts (the first included) a [`Race`] tracks.
+/// The most attempts of one call in flight at once, the first included: `max_extra` is at most
+/// one less.
 pub const MAX_RACERS: usize = 8;
 
 /// When a backup is sent.
@@ -164,71 +164,6 @@ impl Hedger {
     }
 }
 
-/// What a [`Race`] says after an answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RaceStep<'a> {
-    /// `winner` answered first with a success: cancel `cancel`.
-    Won {
-        /// The server whose answer is used.
-        winner: ServerId,
-        /// Attempts still in flight, to cancel.
-        cancel: &'a [ServerId],
-    },
-    /// A failure; others are still in flight.
-    KeepWaiting,
-    /// Every attempt failed.
-    AllFailed,
-    /// The race was already decided; this answer is a loser's and is dropped.
-    Late,
-}
-
-/// The attempts of one hedged call: the first success wins.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Race {
-    in_flight: [ServerId; MAX_RACERS],
-    len: usize,
-    done: bool,
-}
-
-impl Race {
-    /// A race with no attempt yet.
-    pub fn new() -> Race {
-        Race::default()
-    }
-
-    /// An attempt to `server` was sent. Returns `false` (and tracks nothing) past
-    /// [`MAX_RACERS`] or once decided.
-    pub fn launch(&mut self, server: ServerId) -> bool {
-        if self.done || self.len == MAX_RACERS {
-            return false;
-        }
-        self.in_flight[self.len] = server;
-        self.len += 1;
-        true
-    }
-
-    /// `server` answered; `success` says whether the answer is usable.
-    pub fn answer(&mut self, server: ServerId, success: bool) -> RaceStep<'_> {
-        let Some(at) = self.in_flight[..self.len].iter().position(|&s| s == server) else {
-            return RaceStep::Late;
-        };
-        if self.done {
-            return RaceStep::Late;
-        }
-        self.in_flight.copy_within(at + 1..self.len, at);
-        self.len -= 1;
-        if success {
-            self.done = true;
-            return RaceStep::Won { winner: server, cancel: &self.in_flight[..self.len] };
-        }
-        if self.len == 0 {
-            self.done = true;
-            return RaceStep::AllFailed;
-        }
-        RaceStep::KeepWaiting
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,26 +205,5 @@ mod tests {
         let mut budget = RetryBudget::new(BudgetConfig::default());
         let d = h.decide(unsafe_tool, Duration::from_secs(1), 0, Time::ZERO, Time::from_secs(9), &mut budget);
         assert_eq!(d, HedgeDecision::Never(NoHedge::Unsafe));
-    }
-
-    #[test]
-    fn the_first_success_wins_and_names_the_losers_to_cancel() {
-        let mut race = Race::new();
-        for id in [1, 2, 3] {
-            assert!(race.launch(ServerId(id)));
-        }
-        assert_eq!(race.answer(ServerId(2), false), RaceStep::KeepWaiting);
-        assert_eq!(race.answer(ServerId(3), true), RaceStep::Won { winner: ServerId(3), cancel: &[ServerId(1)] });
-        assert_eq!(race.answer(ServerId(1), true), RaceStep::Late);
-        assert!(!race.launch(ServerId(4)));
-    }
-
-    #[test]
-    fn a_race_where_every_attempt_fails_says_so() {
-        let mut race = Race::new();
-        race.launch(ServerId(0));
-        race.launch(ServerId(1));
-        assert_eq!(race.answer(ServerId(0), false), RaceStep::KeepWaiting);
-        assert_eq!(race.answer(ServerId(1), false), RaceStep::AllFailed);
     }
 }

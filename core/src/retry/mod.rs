@@ -14,8 +14,8 @@
 //! 5. the shared [`RetryBudget`] grants a withdrawal (checked last, so giving up for another
 //!    reason never spends budget).
 //!
-//! The retry then goes to a server not yet tried whenever one exists: pass the [`Tried`] set as
-//! the pick's exclusions ([`pick_untried`]).
+//! The retry then goes to a server not yet tried whenever one exists: the policy engine keeps a
+//! call's [`Tried`] set and passes it to the pick as exclusions (`policy::Engine::pick`).
 
 mod backoff;
 mod budget;
@@ -25,8 +25,7 @@ pub use budget::{BUCKETS as BUDGET_BUCKETS, BudgetConfig, RetryBudget};
 
 use std::time::Duration;
 
-use crate::balance::{Balancer, PickContext};
-use crate::fleet::{FleetView, ServerId};
+use crate::fleet::ServerId;
 use crate::outcome::{CALLER_ERROR_CODES, Outcome};
 use crate::rng::SeededRng;
 use crate::route::ToolHints;
@@ -191,18 +190,6 @@ impl Tried {
     }
 }
 
-/// Picks a server not in `tried` when one is eligible, else any eligible server.
-pub fn pick_untried<B: Balancer + ?Sized>(
-    balancer: &mut B,
-    view: &FleetView<'_>,
-    ctx: &PickContext<'_>,
-    tried: &Tried,
-    rng: &mut SeededRng,
-) -> Option<ServerId> {
-    let avoiding = PickContext { exclude: tried.as_slice(), ..*ctx };
-    balancer.pick(view, &avoiding, rng).or_else(|| balancer.pick(view, ctx, rng))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,24 +261,5 @@ mod tests {
             policy.decide(&attempt(Outcome::Timeout, READ_ONLY), &mut budget, &mut rng),
             Decision::GiveUp(GiveUp::Budget)
         );
-    }
-
-    #[test]
-    fn a_retry_goes_to_a_server_not_yet_tried_when_one_exists() {
-        use crate::balance::RoundRobin;
-        use crate::{Fleet, LatencyConfig, ServerSpec};
-        let mut fleet = Fleet::new(LatencyConfig::default());
-        let ids: Vec<_> = (0..3).map(|i| fleet.add(&format!("s{i}"), ServerSpec::default()).unwrap()).collect();
-        let mut rr = RoundRobin::new();
-        let mut rng = SeededRng::new(1);
-        let mut tried = Tried::new();
-        let ctx = PickContext::at(Time::ZERO);
-        for _ in 0..3 {
-            let id = pick_untried(&mut rr, &fleet.view(&ids), &ctx, &tried, &mut rng).unwrap();
-            assert!(!tried.as_slice().contains(&id));
-            tried.push(id);
-        }
-        // Every server tried: any eligible one will do.
-        assert!(pick_untried(&mut rr, &fleet.view(&ids), &ctx, &tried, &mut rng).is_some());
     }
 }
