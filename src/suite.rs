@@ -30,9 +30,10 @@ pub(crate) struct Failed {
 pub(crate) const DEFAULT_DIR: &str = "scenarios";
 
 /// Reads and checks scenario files: every `.toml` of each directory (sorted), each file given.
-/// Prints every error (`file:line:col: message`) before failing, so one pass shows them all.
+/// Prints every error (`file:line:col: message`) before failing, so one pass shows them all: a
+/// file that cannot be read or is not UTF-8 is one error among the others.
 fn load(paths: &[PathBuf], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
-    let mut sources: Vec<(String, String)> = Vec::new();
+    let mut sources: Vec<(String, Source)> = Vec::new();
     for path in paths {
         if path.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
@@ -54,19 +55,40 @@ fn load(paths: &[PathBuf], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioF
     parse_all(&sources, err)
 }
 
-fn read(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+/// A scenario file's text, or why it has none.
+type Source = Result<String, String>;
+
+/// The file's text; a file that cannot be read, or is not UTF-8, is a message naming where.
+fn read(path: &Path) -> anyhow::Result<Source> {
+    let name = path.display();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return Ok(Err(format!("{name}: cannot be read: {e}"))),
+    };
+    Ok(String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // Valid up to here, so this prefix is text: its lines and characters give the position.
+        let before = std::str::from_utf8(valid).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let byte = e.as_bytes()[valid.len()];
+        format!("{name}:{line}:{col}: the file is not UTF-8 (byte 0x{byte:02x} at offset {})", valid.len())
+    }))
 }
 
-fn parse_all(sources: &[(String, String)], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
+fn parse_all(sources: &[(String, Source)], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
     let mut files = Vec::new();
     let mut bad = 0;
-    for (name, text) in sources {
-        match file::parse(name, text) {
+    for (name, source) in sources {
+        let parsed = match source {
+            Ok(text) => file::parse(name, text).map_err(|e| e.to_string()),
+            Err(message) => Err(message.clone()),
+        };
+        match parsed {
             Ok(f) => files.push(f),
-            Err(e) => {
+            Err(message) => {
                 bad += 1;
-                writeln!(err, "{e}")?;
+                writeln!(err, "{message}")?;
             }
         }
     }
@@ -90,8 +112,8 @@ fn suite_files(paths: &[PathBuf], err: &mut impl Write) -> anyhow::Result<Vec<Sc
     if Path::new(DEFAULT_DIR).is_dir() {
         return load(&[PathBuf::from(DEFAULT_DIR)], err);
     }
-    let sources: Vec<(String, String)> =
-        BUNDLED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect();
+    let sources: Vec<(String, Source)> =
+        BUNDLED.iter().map(|(name, text)| ((*name).to_owned(), Ok((*text).to_owned()))).collect();
     parse_all(&sources, err)
 }
 

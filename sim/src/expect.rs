@@ -68,6 +68,25 @@ pub enum Unit {
     Ratio,
 }
 
+impl Unit {
+    /// The values a metric of this unit can take.
+    fn domain(self) -> (f64, f64) {
+        match self {
+            Unit::Rate => (0.0, 1.0),
+            Unit::Millis => (0.0, f64::INFINITY),
+            Unit::Ratio => (1.0, f64::INFINITY),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Unit::Rate => "a rate in [0, 1]",
+            Unit::Millis => "a duration, never negative",
+            Unit::Ratio => "attempts per call, never below 1",
+        }
+    }
+}
+
 /// A metric of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
@@ -165,12 +184,37 @@ impl Bound {
             return Err(format!("`{text}` does not start with one of <, <=, >, >=, =="));
         };
         let value = parse_value(value, unit)?;
-        Ok(Bound { op, value, text: text.trim().to_owned() })
+        let bound = Bound { op, value, text: text.trim().to_owned() };
+        bound.meaningful(unit)?;
+        Ok(bound)
     }
 
     /// Whether `measured` satisfies it.
     pub fn holds(&self, measured: f64) -> bool {
         self.op.holds(measured, self.value)
+    }
+
+    /// Whether it can fail and can pass, given the values `unit`'s metric can take: a bound
+    /// that can never hold (`success_rate > 1`, `p99 < 0ms`, `retry_amplification < 1`) or
+    /// always holds (`success_rate >= 0`) would make the verdict say nothing.
+    fn meaningful(&self, unit: Unit) -> Result<(), String> {
+        let (lo, hi) = unit.domain();
+        let v = self.value;
+        let (never, always) = match self.op {
+            Op::Lt => (v <= lo, v > hi),
+            Op::Le => (v < lo, v >= hi),
+            Op::Gt => (v >= hi, v < lo),
+            Op::Ge => (v > hi, v <= lo),
+            Op::Eq => (v < lo || v > hi, false),
+        };
+        let domain = unit.describe();
+        if never {
+            return Err(format!("`{}` can never hold: the value is {domain}", self.text));
+        }
+        if always {
+            return Err(format!("`{}` always holds (the value is {domain}): it checks nothing", self.text));
+        }
+        Ok(())
     }
 
     /// The smallest and largest values it allows.
@@ -185,10 +229,7 @@ impl Bound {
 
 fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
     match unit {
-        Unit::Millis => {
-            let d = humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e})"))?;
-            Ok(d.as_secs_f64() * 1e3)
-        }
+        Unit::Millis => Ok(instant(text)?.as_secs_f64() * 1e3),
         Unit::Rate => {
             let v: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
             if !(0.0..=1.0).contains(&v) {
@@ -368,9 +409,22 @@ impl Expectations {
 
 /// A duration as scenario files write it (`"250ms"`, `"1m 30s"`), positive.
 pub fn duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e})"))?;
+    let d = instant(text)?;
     if d.is_zero() {
         return Err(format!("`{text}` is zero: a duration must be positive"));
+    }
+    Ok(d)
+}
+
+/// The longest duration a scenario file may write anywhere: one day. The run itself is at most
+/// 10 minutes; the bound keeps every sum of durations far from overflowing.
+pub const MAX_SPAN: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A duration from the start of something, zero allowed, at most [`MAX_SPAN`].
+pub fn instant(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e})"))?;
+    if d > MAX_SPAN {
+        return Err(format!("`{text}` is longer than the longest duration a scenario may write (24h)"));
     }
     Ok(d)
 }

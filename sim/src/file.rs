@@ -14,10 +14,11 @@ use gauntlet_core::balance::Strategy;
 use gauntlet_core::policy::{MAX_FAN_OUT, Policy};
 use serde::Deserialize;
 
-use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, duration};
+use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, duration, instant};
 use crate::scenario::{
     Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
 };
+use gauntlet_core::fleet::MAX_WEIGHT;
 
 /// What is wrong with a scenario file, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -297,6 +298,12 @@ pub const FAULT_KINDS: &str =
 
 /// The most servers a fleet may have: turmoil's cost grows with the square of the hosts.
 pub const MAX_SERVERS: u32 = 32;
+/// The most entries of a list a user writes (tools of a group, tags, mix entries, phases).
+pub const MAX_LIST: usize = 1_000;
+/// The largest weight of a tool in the mix (so that the weights' sum fits in 32 bits).
+pub const MAX_MIX_WEIGHT: u32 = 1_000_000;
+/// The most fault occurrences one run may hold (a repeating fault counts each time).
+pub const MAX_FAULTS: usize = 10_000;
 /// The longest simulated duration of one run.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 
@@ -439,9 +446,12 @@ fn fleet(loc: &Locator<'_>, raw: &[RawGroup]) -> Result<Vec<ServerGroup>, FileEr
         if count == 0 {
             return Err(loc.at(&at("count"), "a group needs at least one server"));
         }
-        servers += count;
+        servers = servers.saturating_add(count);
         if servers > MAX_SERVERS {
             return Err(loc.at(&at("count"), format!("the fleet has more than {MAX_SERVERS} servers")));
+        }
+        if g.tools.len() + g.unsafe_tools.len() + g.mislabeled_tools.len() > MAX_LIST {
+            return Err(loc.at(&[Key("fleet"), Index(i)], format!("a group offers at most {MAX_LIST} tools")));
         }
         let mut tools: Vec<SimTool> = g.tools.iter().map(|t| SimTool::safe(t)).collect();
         tools.extend(g.unsafe_tools.iter().map(|t| SimTool::unsafe_(t)));
@@ -470,8 +480,11 @@ fn fleet(loc: &Locator<'_>, raw: &[RawGroup]) -> Result<Vec<ServerGroup>, FileEr
         group.replica_set.clone_from(&g.replica_set);
         group.priority = g.priority.unwrap_or(0);
         group.weight = g.weight.unwrap_or(1);
-        if group.weight == 0 {
-            return Err(loc.at(&at("weight"), "a weight must be positive"));
+        if !(1..=MAX_WEIGHT).contains(&group.weight) {
+            return Err(loc.at(&at("weight"), format!("a weight is in 1..={MAX_WEIGHT}")));
+        }
+        if g.tags.len() > MAX_LIST || g.tags.iter().any(|t| t.is_empty() || t.len() > 64) {
+            return Err(loc.at(&at("tags"), format!("at most {MAX_LIST} tags of 1 to 64 characters")));
         }
         group.tags.clone_from(&g.tags);
         group.era = match g.era.as_deref() {
@@ -623,11 +636,17 @@ fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
     if w.mix.is_empty() {
         return Err(loc.at(&at("mix"), "the mix names no tool"));
     }
+    if w.mix.len() > MAX_LIST {
+        return Err(loc.at(&at("mix"), format!("the mix names at most {MAX_LIST} tools")));
+    }
     let mut mix = Vec::new();
     for (i, m) in w.mix.iter().enumerate() {
         let weight = m.weight.unwrap_or(1);
-        if weight == 0 {
-            return Err(loc.at(&[Key("workload"), Key("mix"), Index(i), Key("weight")], "a weight must be positive"));
+        if !(1..=MAX_MIX_WEIGHT).contains(&weight) {
+            return Err(loc.at(
+                &[Key("workload"), Key("mix"), Index(i), Key("weight")],
+                format!("a weight is in 1..={MAX_MIX_WEIGHT}"),
+            ));
         }
         mix.push((m.tool.clone(), weight));
     }
@@ -688,10 +707,7 @@ fn faults(loc: &Locator<'_>, raw: &[RawFault], s: &Scenario) -> Result<Vec<Fault
     let mut out = Vec::new();
     for (i, f) in raw.iter().enumerate() {
         let at = |key| [Key("fault"), Index(i), Key(key)];
-        let start = match humantime::parse_duration(&f.at) {
-            Ok(d) => d,
-            Err(e) => return Err(loc.at(&at("at"), format!("`{}` is not a duration ({e})", f.at))),
-        };
+        let start = instant(&f.at).map_err(|m| loc.at(&at("at"), m))?;
         if start >= s.duration {
             return Err(loc.hint(
                 &at("at"),
@@ -716,9 +732,13 @@ fn faults(loc: &Locator<'_>, raw: &[RawFault], s: &Scenario) -> Result<Vec<Fault
                 let tool = f.tool.clone().ok_or_else(|| needs("tool"))?;
                 FaultKind::SlowTool(tool, dur(loc, &at("extra"), f.extra.as_deref().ok_or_else(|| needs("extra"))?)?)
             }
-            "list-change" => FaultKind::ListChange(
-                f.tools.clone().ok_or_else(|| needs("tools"))?.iter().map(|t| SimTool::safe(t)).collect(),
-            ),
+            "list-change" => {
+                let tools = f.tools.as_ref().ok_or_else(|| needs("tools"))?;
+                if tools.len() > MAX_LIST {
+                    return Err(loc.at(&at("tools"), format!("at most {MAX_LIST} tools")));
+                }
+                FaultKind::ListChange(tools.iter().map(|t| SimTool::safe(t)).collect())
+            }
             other => {
                 return Err(loc.hint(
                     &at("kind"),
@@ -760,11 +780,24 @@ fn faults(loc: &Locator<'_>, raw: &[RawFault], s: &Scenario) -> Result<Vec<Fault
                 loc.at(&at("every"), "a repeating fault must end before it starts again: `every` must exceed `for`")
             );
         }
+        // Occurrences of a repeating fault, counted before any is made: a run holds at most
+        // MAX_FAULTS of them in all.
+        let occurrences = match every {
+            None => 1,
+            Some(e) => (s.duration - start).as_nanos().div_ceil(e.as_nanos().max(1)),
+        };
+        if occurrences.saturating_add(out.len() as u128) > MAX_FAULTS as u128 {
+            return Err(loc.hint(
+                &at(if every.is_some() { "every" } else { "kind" }),
+                format!("the scenario's faults would start more than {MAX_FAULTS} times"),
+                "repeat less often (`every`), or split the run",
+            ));
+        }
         let mut t = start;
         loop {
             out.push(Fault { at: t, duration: lasts, kind: kind.clone(), target: f.target.clone() });
-            match every {
-                Some(e) if t + e < s.duration => t += e,
+            match every.and_then(|e| t.checked_add(e)) {
+                Some(next) if next < s.duration => t = next,
                 _ => break,
             }
         }
@@ -773,12 +806,13 @@ fn faults(loc: &Locator<'_>, raw: &[RawFault], s: &Scenario) -> Result<Vec<Fault
 }
 
 fn phases(loc: &Locator<'_>, raw: &[RawPhase], duration: Duration) -> Result<Vec<PhaseSpec>, FileError> {
+    if raw.len() > MAX_LIST {
+        return Err(loc.at(&[Key("phase")], format!("at most {MAX_LIST} phases")));
+    }
     let mut out: Vec<PhaseSpec> = Vec::new();
     for (i, p) in raw.iter().enumerate() {
         let at = |key| [Key("phase"), Index(i), Key(key)];
-        let parse = |key: &'static str, text: &str| {
-            humantime::parse_duration(text).map_err(|e| loc.at(&at(key), format!("`{text}` is not a duration ({e})")))
-        };
+        let parse = |key: &'static str, text: &str| instant(text).map_err(|m| loc.at(&at(key), m));
         let (from, to) = (parse("from", &p.from)?, parse("to", &p.to)?);
         if to <= from {
             return Err(loc.at(&at("to"), "a phase must end after it starts"));

@@ -177,3 +177,29 @@ fn the_reproduce_command_replays_a_strategy_with_what_its_comparisons_need_and_t
     assert_eq!(digest_of(&all, "p2c-peak-ewma"), digest_of(&one, "p2c-peak-ewma"));
     assert!(one.contains("[round-robin]"), "the comparison's other side runs too:\n{one}");
 }
+
+#[test]
+fn validate_reports_every_file_of_a_directory_including_one_that_is_not_utf8_and_exits_2() {
+    let dir = scratch("mixed-validity");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Not UTF-8 on line 2; an overflow that once panicked the validator; a valid file.
+    std::fs::write(dir.join("a-not-utf8.toml"), b"name = \"x\"\ndescription = \"d\xff\"\n").unwrap();
+    let overflow = std::fs::read(root().join("tests/scenarios/broken/fault-for-overflow.toml")).unwrap();
+    std::fs::write(dir.join("b-overflow.toml"), overflow).unwrap();
+    std::fs::copy(root().join("scenarios/steady-state.toml"), dir.join("c-valid.toml")).unwrap();
+    let o = gauntlet(&["validate", dir.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = text(&o.stderr);
+    let name = |f: &str| dir.join(f).display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.contains(
+            &format!("{}:2:17: the file is not UTF-8 (byte 0xff at offset 27)", name("a-not-utf8.toml")).as_str()
+        ),
+        "{stderr}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{}:16:7: ", name("b-overflow.toml")))), "{stderr}");
+    assert!(!stderr.contains("c-valid"), "the valid file has no error: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
