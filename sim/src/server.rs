@@ -71,8 +71,8 @@ pub(crate) struct Knobs {
     pub(crate) error_rate: Option<f64>,
     /// Every answer is wrong.
     pub(crate) byzantine: bool,
-    /// A tool, and the extra service time it gets.
-    pub(crate) slow_tool: Option<(String, Duration)>,
+    /// Tools, and the extra service time each gets (a tool listed twice gets both).
+    pub(crate) slow_tools: Vec<(String, Duration)>,
     /// A tool list that replaces the group's.
     pub(crate) tools: Option<Vec<SimTool>>,
 }
@@ -144,10 +144,10 @@ impl SimServer {
         let (delay, fail, wrong) = {
             let mut rng = self.rng.lock().expect("server rng");
             let mut delay = sample(self.group.service, &mut rng).mul_f64(self.cold_factor());
-            if let Some((tool, extra)) = &knobs.slow_tool
-                && *tool == request.name
-            {
-                delay += *extra;
+            for (tool, extra) in &knobs.slow_tools {
+                if *tool == request.name {
+                    delay = delay.saturating_add(*extra);
+                }
             }
             let fail = rng.unit() < knobs.error_rate.unwrap_or(self.group.error_rate);
             let wrong = knobs.byzantine || rng.unit() < self.group.wrong_rate;
