@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gauntlet_core::SeededRng;
-use gauntlet_core::retry::{Backoff, Jitter};
 use rmcp::model::{ClientRequest, PaginatedRequestParams, PingRequest, RequestMetaObject, Tool};
 use tokio_util::sync::CancellationToken;
 
@@ -53,8 +52,7 @@ async fn check(session: &Session) -> bool {
 /// Runs `up`'s connection until `shutdown`.
 pub(crate) async fn supervise(shared: Arc<Shared>, index: usize, mut rng: SeededRng, shutdown: CancellationToken) {
     let up = &shared.upstreams[index];
-    let backoff =
-        Backoff { base: Duration::from_millis(100), cap: Duration::from_secs(10), jitter: Jitter::Decorrelated };
+    let backoff = shared.config.policy.reconnect_backoff();
     let mut delay = Duration::ZERO;
     let mut failures = 0u32;
     loop {

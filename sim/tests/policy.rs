@@ -225,3 +225,21 @@ fn a_shorter_peak_ewma_decay_brings_traffic_back_sooner_after_a_latency_spike() 
         after_heal(&slow)
     );
 }
+
+#[test]
+fn the_reconnect_cap_bounds_how_long_a_repaired_server_waits_to_be_connected_again() {
+    // Every replica cut off for 5 s: connects are refused all that time, and the waits grow.
+    let outage = "[[fault]]\nat = \"0s\"\nfor = \"5s\"\nkind = \"partition\"\ntarget = \"search\"";
+    let back_after = |r: &RunReport| {
+        r.events
+            .iter()
+            .filter(|e| e.t_us >= 5_000_000 && e.what == What::Connected)
+            .map(|e| e.t_us - 5_000_000)
+            .max()
+            .expect("every server reconnects")
+    };
+    let short = run(&world("reconnect = { cap = \"300ms\" }", "", "", outage));
+    let long = run(&world("reconnect = { cap = \"30s\" }", "", "", outage));
+    assert!(back_after(&short) <= 400_000, "the last server was back {} us after the repair", back_after(&short));
+    assert!(back_after(&long) > back_after(&short), "{} vs {}", back_after(&long), back_after(&short));
+}

@@ -25,7 +25,7 @@ pub use engine::{
 pub use event::{Event, Sink};
 pub use schema::{
     BreakerMode, BreakerPolicy, BreakerWindow, BudgetPolicy, CachePolicy, HealthPolicy, HedgePolicy, MAX_ENTRIES,
-    MOVED, OutlierPolicy, PeakEwmaPolicy, Policy, PolicyError, RetryPolicy, RoutePolicy, SlowStartPolicy, ToolPolicy,
-    moved,
+    MOVED, OutlierPolicy, PeakEwmaPolicy, Policy, PolicyError, ReconnectPolicy, RetryPolicy, RoutePolicy,
+    SlowStartPolicy, ToolPolicy, moved,
 };
 pub use values::{Count, Fraction, MAX_PERIOD, Period, Ratio};

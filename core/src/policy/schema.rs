@@ -96,6 +96,8 @@ pub struct Policy {
     pub hedge: Option<HedgePolicy>,
     /// Active health checks.
     pub health: HealthPolicy,
+    /// Reconnecting to a server whose session ended.
+    pub reconnect: ReconnectPolicy,
     /// The result cache for trusted read-only tools.
     pub cache: CachePolicy,
     /// Per-tool overrides, by exposed name.
@@ -129,6 +131,7 @@ impl Default for Policy {
             retry: RetryPolicy::default(),
             hedge: None,
             health: HealthPolicy::default(),
+            reconnect: ReconnectPolicy::default(),
             cache: CachePolicy::default(),
             tools: BTreeMap::new(),
             routes: Vec::new(),
@@ -163,6 +166,9 @@ impl Policy {
         }
         if self.retry.cap < self.retry.base {
             return Err(error("retry.cap", "cannot be shorter than `base`"));
+        }
+        if self.reconnect.cap < self.reconnect.base {
+            return Err(error("reconnect.cap", "cannot be shorter than `base`"));
         }
         if self.outlier.max_ejection_time < self.outlier.base_ejection_time {
             return Err(error("outlier.max_ejection_time", "cannot be shorter than `base_ejection_time`"));
@@ -281,6 +287,11 @@ impl Policy {
             jitter: h.jitter.get(),
             passive_failures: nonzero(h.passive_failures.get()),
         }
+    }
+
+    /// The backoff between reconnect attempts (decorrelated jitter).
+    pub fn reconnect_backoff(&self) -> Backoff {
+        Backoff { base: self.reconnect.base.get(), cap: self.reconnect.cap.get(), jitter: Jitter::Decorrelated }
     }
 
     /// The route rules.
@@ -664,6 +675,25 @@ impl Default for HealthPolicy {
             jitter: Ratio::of(d.jitter),
             passive_failures: Count::of(0),
         }
+    }
+}
+
+/// Reconnecting: after a session ends (or a connect fails), the next connect waits a backoff
+/// with decorrelated jitter from `base`, growing with each failure up to `cap`. A refused
+/// connect costs little, and a server that comes back should be noticed within seconds, so the
+/// cap is short.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconnectPolicy {
+    /// The first wait.
+    pub base: Period,
+    /// The longest wait.
+    pub cap: Period,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy { base: Period::from_millis(100), cap: Period::from_secs(2) }
     }
 }
 
