@@ -28,6 +28,7 @@ fn scenario() -> Scenario {
         mix: vec![("g__lookup".to_owned(), 1)],
         deadline: Duration::from_secs(2),
         aggregate: None,
+        think: Duration::ZERO,
     };
     let mut s = Scenario::new("throughput", SEED, Duration::from_secs(SIM_SECONDS), vec![fleet], workload);
     s.policy.balancer = gauntlet_core::balance::Strategy::RoundRobin;

@@ -20,6 +20,10 @@ pub enum Verdict {
 /// How many logical calls ended how.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Calls {
+    /// Calls the workload offered: an open-loop schedule's arrivals within the run, or the calls
+    /// closed-loop callers issued.
+    #[serde(default)]
+    pub offered: u64,
     /// Calls issued.
     pub total: u64,
     /// Calls that got a result (`isError` results included: the tool answered).
@@ -196,6 +200,13 @@ pub enum Violation {
         /// The bound, in µs.
         bound_us: u64,
     },
+    /// The workload issued fewer calls than it offered (more than 1 % short).
+    Shortfall {
+        /// Calls offered (scheduled within the run).
+        offered: u64,
+        /// Calls issued.
+        issued: u64,
+    },
     /// The run could not complete (the simulation stopped it); why, for people.
     Stopped {
         /// The simulation's reason.
@@ -221,6 +232,9 @@ impl std::fmt::Display for Violation {
             }
             Violation::NotRecovered { bound_us } => {
                 write!(f, "the client did not recover within {} ms of the last fault's end", bound_us / 1_000)
+            }
+            Violation::Shortfall { offered, issued } => {
+                write!(f, "the workload offered {offered} calls and issued {issued}")
             }
             Violation::Stopped { reason } => write!(f, "the run stopped: {reason}"),
         }

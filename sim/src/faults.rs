@@ -238,6 +238,7 @@ mod tests {
             mix: vec![("g__t".to_owned(), 1)],
             deadline: Duration::from_secs(1),
             aggregate: None,
+            think: Duration::ZERO,
         };
         let mut s = Scenario::new("compose", 1, Duration::from_secs(10), fleet, workload);
         s.faults = faults;

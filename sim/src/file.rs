@@ -172,6 +172,7 @@ enum RawAggregate {
 struct RawArrivals {
     poisson: Option<f64>,
     callers: Option<u32>,
+    think: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -302,6 +303,9 @@ pub const MAX_SERVERS: u32 = 32;
 pub const MAX_LIST: usize = 1_000;
 /// The largest weight of a tool in the mix (so that the weights' sum fits in 32 bits).
 pub const MAX_MIX_WEIGHT: u32 = 1_000_000;
+/// The most calls an open-loop workload may offer on average (rate × duration): half of the
+/// most a run issues, so a Poisson draw never reaches that cap.
+pub const MAX_OFFERED: u64 = crate::workload::MAX_CALLS / 2;
 /// The most fault occurrences one run may hold (a repeating fault counts each time).
 pub const MAX_FAULTS: usize = 10_000;
 /// The longest simulated duration of one run.
@@ -404,6 +408,15 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
         scenario.recovery_bound = dur(loc, &[Key("recovery_bound")], bound)?;
     }
     check_mix(loc, &scenario)?;
+    if let Arrivals::Poisson(rate) = scenario.workload.arrivals
+        && rate * duration.as_secs_f64() > MAX_OFFERED as f64
+    {
+        return Err(loc.hint(
+            &[Key("workload"), Key("arrivals"), Key("poisson")],
+            format!("{rate}/s for {duration:?} offers more than {MAX_OFFERED} calls, the most one run issues"),
+            "lower the rate or shorten the run",
+        ));
+    }
     scenario.faults = faults(loc, &raw.fault, &scenario)?;
     scenario.phases = phases(loc, &raw.phase, duration)?;
     let expect = expectations(loc, &raw.expect, &scenario, &strategies)?;
@@ -679,7 +692,19 @@ fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
             }
         },
     };
-    Ok(Workload { arrivals, mix, deadline, aggregate })
+    let think = match (&w.arrivals.think, arrivals) {
+        (None, _) => Duration::ZERO,
+        (Some(t), Arrivals::Callers(_)) => {
+            instant(t).map_err(|m| loc.at(&[Key("workload"), Key("arrivals"), Key("think")], m))?
+        }
+        (Some(_), Arrivals::Poisson(_)) => {
+            return Err(loc.at(
+                &[Key("workload"), Key("arrivals"), Key("think")],
+                "`think` is the pause of closed-loop callers; open-loop arrivals have none",
+            ));
+        }
+    };
+    Ok(Workload { arrivals, mix, deadline, aggregate, think })
 }
 
 /// Every tool of the mix must be one the fleet exposes (`group__tool`).

@@ -106,6 +106,9 @@ pub struct RunReport {
     pub strategy: String,
     /// Every logical call, by id.
     pub calls: Vec<CallRecord>,
+    /// Calls the workload offered: an open-loop schedule's arrivals within the run, or the
+    /// calls closed-loop callers issued.
+    pub offered: u64,
     /// The timeline: faults and the client's breaker transitions, ejections, reconnects and
     /// failovers, in order.
     pub events: Vec<Event>,
@@ -161,6 +164,8 @@ pub(crate) struct Log {
     pub(crate) calls: BTreeMap<u64, CallRecord>,
     /// The client's events, with their time in µs.
     pub(crate) client: Vec<(u64, ClientEvent)>,
+    /// Calls the workload offered (scheduled to arrive within the run).
+    pub(crate) offered: u64,
 }
 
 /// `d` in whole microseconds (saturating).

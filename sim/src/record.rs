@@ -107,7 +107,8 @@ fn series_bucket(duration: Duration) -> u64 {
 /// The results model of `report`, a run of `scenario`. Its verdict reflects the checkers
 /// only; expectations are the scenario file's to add.
 pub fn summarize(scenario: &Scenario, report: &RunReport) -> RunResult {
-    let (calls, all) = stats(report.calls.iter());
+    let (mut calls, all) = stats(report.calls.iter());
+    calls.offered = report.offered;
     let phases = scenario
         .phases()
         .into_iter()

@@ -62,7 +62,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
         }
     }
 
-    let Log { calls, client } = std::mem::take(&mut *log.lock().expect("log"));
+    let Log { calls, client, offered } = std::mem::take(&mut *log.lock().expect("log"));
     let calls: Vec<CallRecord> = calls.into_values().collect();
     let events = timeline(faults.events, &client, &names);
     let receipts = receipts.lock().expect("receipts").clone();
@@ -80,12 +80,18 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     {
         violations.push(Violation::NotRecovered { bound_us: micros(scenario.recovery_bound) });
     }
+    // Offered load is delivered, or the shortfall is reported.
+    let issued = calls.len() as u64;
+    if issued.saturating_mul(100) < offered.saturating_mul(99) {
+        violations.push(Violation::Shortfall { offered, issued });
+    }
     let digest = digest(&calls, &events);
     Ok(RunReport {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
         strategy: scenario.strategy().name().to_owned(),
         attempts: calls.iter().map(|c| u64::from(c.attempts)).sum(),
+        offered,
         calls,
         events,
         recovery_us,

@@ -156,6 +156,9 @@ pub struct Workload {
     /// Send every call to all replicas of its first tier and aggregate the answers
     /// (`None`: one server answers each call).
     pub aggregate: Option<Aggregation>,
+    /// A closed-loop caller's pause after each call. A call that ended with no simulated time
+    /// passing is followed by at least one tick, so simulated time moves.
+    pub think: Duration,
 }
 
 /// What a fault does while it lasts.

@@ -14,9 +14,6 @@ use crate::scenario::{Arrivals, Workload};
 /// The most calls one run issues: a limit on everything, and a guard against a workload
 /// that spins.
 pub const MAX_CALLS: u64 = 2_000_000;
-/// A closed-loop caller whose call ended in no simulated time waits this long before the next
-/// (otherwise simulated time would never advance: turmoil moves time between steps only).
-const MIN_THINK: Duration = Duration::from_millis(1);
 
 /// Attempts a failed call sent.
 fn failed_attempts(e: &CallError) -> u32 {
@@ -106,8 +103,9 @@ pub(crate) async fn drive(
         })
     };
     let mut tasks = Vec::new();
-    match workload.arrivals {
+    let offered = match workload.arrivals {
         Arrivals::Callers(n) => {
+            let think = workload.think;
             for _ in 0..n {
                 let (call, pick_tool, new_id) = (call.clone(), pick_tool.clone(), new_id.clone());
                 tasks.push(tokio::spawn(async move {
@@ -115,27 +113,43 @@ pub(crate) async fn drive(
                         let Some(id) = new_id() else { break };
                         let began = tokio::time::Instant::now();
                         call(pick_tool(), id).await;
-                        if began.elapsed() < MIN_THINK {
-                            tokio::time::sleep(MIN_THINK).await;
+                        if !think.is_zero() {
+                            tokio::time::sleep(think).await;
+                        } else if began.elapsed().is_zero() {
+                            // turmoil moves time between steps only: a caller whose call took no
+                            // simulated time yields to the next tick, or time would never move.
+                            tokio::time::sleep(Duration::from_nanos(1)).await;
                         }
                     }
                 }));
             }
+            None
         }
         Arrivals::Poisson(rate) => {
-            while start.elapsed() < duration {
+            // Arrivals on a schedule: each is due at its own time, and every arrival that is due
+            // is issued at once, however many fall in one tick.
+            let mut due = Duration::ZERO;
+            let mut offered = 0u64;
+            loop {
                 let u = rng.lock().expect("rng").unit();
-                let gap = Duration::from_secs_f64(-(1.0 - u).ln() / rate.max(1e-9));
-                tokio::time::sleep(gap).await;
-                if start.elapsed() >= duration {
+                due = due.saturating_add(Duration::from_secs_f64(-(1.0 - u).ln() / rate.max(1e-9)));
+                if due >= duration {
                     break;
                 }
-                let Some(id) = new_id() else { break };
+                offered += 1;
+                if start.elapsed() < due {
+                    tokio::time::sleep_until(start + due).await;
+                }
+                let Some(id) = new_id() else { continue };
                 tasks.push(tokio::spawn(call(pick_tool(), id)));
             }
+            Some(offered)
         }
-    }
+    };
     for t in tasks {
         let _ = t.await;
     }
+    let mut log = log.lock().expect("log");
+    // Closed-loop callers offer exactly the calls they issue.
+    log.offered = offered.unwrap_or(log.calls.len() as u64);
 }

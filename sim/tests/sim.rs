@@ -30,6 +30,7 @@ fn steady(seed: u64) -> Scenario {
         mix: vec![("search__lookup".to_owned(), 9), ("search__write".to_owned(), 1)],
         deadline: Duration::from_secs(2),
         aggregate: None,
+        think: Duration::ZERO,
     };
     let mut s = Scenario::new("steady", seed, Duration::from_secs(5), vec![group], workload);
     s.policy = policy("balancer = \"p2c-peak-ewma\"\ncall_timeout = \"300ms\"");
