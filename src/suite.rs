@@ -278,8 +278,17 @@ pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) ->
         f = f.with_seeds(n);
     }
     if let Some(s) = &args.strategy {
+        let strategy = checked_strategy(s)?;
+        if !f.expect.compare.is_empty() && !f.strategies.contains(&strategy) {
+            let matrix: Vec<&str> = f.strategies.iter().map(|s| s.name()).collect();
+            bail!(
+                "--strategy {s}: {} compares the strategies of its matrix ({}); {s} is not one of them, so its comparisons could not run",
+                f.file,
+                matrix.join(", ")
+            );
+        }
         // With the strategies its comparisons need, so that a comparison replays too.
-        f.strategies = f.expect.needed_with(checked_strategy(s)?);
+        f.strategies = f.expect.needed_with(strategy);
     }
     let files = [f];
     let title = format!("Gauntlet run: {}", files[0].scenario.name);

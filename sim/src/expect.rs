@@ -148,7 +148,12 @@ impl Metric {
     pub fn show(self, value: Option<f64>) -> String {
         match (self.unit(), value) {
             (_, None) => "not measured".to_owned(),
-            (Unit::Millis, Some(v)) => gauntlet_reports::ms(Some(v)),
+            // To the microsecond, as measured: a bound that fails must show why (40.031 ms, not
+            // a rounded 40.0 ms, fails `<= 40ms`).
+            (Unit::Millis, Some(v)) => {
+                let text = format!("{v:.3}");
+                format!("{}ms", text.trim_end_matches('0').trim_end_matches('.'))
+            }
             (Unit::Rate, Some(v)) => format!("{v:.4}"),
             (Unit::Ratio, Some(v)) => format!("{v:.3}"),
         }

@@ -18,7 +18,9 @@ use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, du
 use crate::scenario::{
     Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
 };
+use gauntlet_core::ServerId;
 use gauntlet_core::fleet::MAX_WEIGHT;
+use gauntlet_core::route::{Catalog, CatalogConfig, ServerTools, ToolHints, ToolInfo};
 
 /// What is wrong with a scenario file, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -373,6 +375,13 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
     if tick > Duration::from_millis(100) {
         return Err(loc.at(&[Key("tick")], "a tick longer than 100ms cannot resolve call latencies"));
     }
+    if tick < Duration::from_millis(1) {
+        return Err(loc.hint(
+            &[Key("tick")],
+            "a tick must be at least 1ms",
+            "shorter ticks are not faithful yet: at 200us a latency fault was seen to have no effect",
+        ));
+    }
     let fleet = fleet(loc, &raw.fleet)?;
     let seed = raw.seed.unwrap_or(1);
     let seeds = match raw.seeds {
@@ -707,16 +716,40 @@ fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
     Ok(Workload { arrivals, mix, deadline, aggregate, think })
 }
 
-/// Every tool of the mix must be one the fleet exposes (`group__tool`).
+/// Every tool of the mix must be one the client will expose: the names come from the core's
+/// catalog, built from the fleet with the policy's namespacing, fallbacks and route rules, as
+/// the client builds it once connected.
 fn check_mix(loc: &Locator<'_>, s: &Scenario) -> Result<(), FileError> {
-    let exposed: Vec<String> =
-        s.fleet.iter().flat_map(|g| g.tools.iter().map(move |t| format!("{}__{}", g.replica_set(), t.name))).collect();
+    let servers: Vec<ServerTools> = s
+        .servers()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, group))| {
+            let mut t = ServerTools::new(ServerId(i as u32), &name, &[]).in_group(group.replica_set());
+            t.priority = group.priority;
+            t.tags = group.tags.iter().cloned().collect();
+            t.tools = group
+                .tools
+                .iter()
+                .map(|tool| ToolInfo {
+                    name: tool.name.clone(),
+                    hints: ToolHints { read_only: tool.read_only, idempotent: tool.idempotent },
+                })
+                .collect();
+            t
+        })
+        .collect();
+    let config = CatalogConfig { namespacing: s.policy.namespacing, fallbacks: s.policy.fallbacks.clone() };
+    let catalog = Catalog::build(&servers, &config).map_err(|e| {
+        loc.hint(&[Key("client"), Key("namespacing")], e.to_string(), "namespacing = \"always\" never collides")
+    })?;
+    let exposed: Vec<String> = catalog.entries().map(|e| e.exposed.clone()).collect();
     for (i, (tool, _)) in s.workload.mix.iter().enumerate() {
         if !exposed.contains(tool) {
             let hint = if exposed.len() <= 8 {
-                format!("the fleet exposes {}", exposed.join(", "))
+                format!("the client will expose {}", exposed.join(", "))
             } else {
-                "tools are exposed as `group__tool`".to_owned()
+                format!("with namespacing `{:?}`, names are like `{}`", s.policy.namespacing, exposed[0])
             };
             return Err(loc.hint(
                 &[Key("workload"), Key("mix"), Index(i), Key("tool")],

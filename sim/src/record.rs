@@ -22,7 +22,8 @@ pub const RECOVERED_FLOOR: f64 = 0.95;
 /// How long after `heal_us` the client served normally again: the start of the first
 /// [`RECOVERY_BUCKET`] after which no bucket of calls (by start time) fell below the success
 /// rate of the calls before `first_fault_us`, times [`RECOVERED_SHARE`] (or
-/// [`RECOVERED_FLOOR`] if lower). `None` if the last bucket still did.
+/// [`RECOVERED_FLOOR`] if lower). `None` (not measured) if the last bucket still did, or if no
+/// call started after the heal.
 pub fn recovery_us(calls: &[CallRecord], first_fault_us: u64, heal_us: u64) -> Option<u64> {
     let before: Vec<&CallRecord> = calls.iter().filter(|c| c.start_us < first_fault_us).collect();
     let baseline =
@@ -37,6 +38,10 @@ pub fn recovery_us(calls: &[CallRecord], first_fault_us: u64, heal_us: u64) -> O
         }
         buckets[i].0 += u64::from(c.is_ok());
         buckets[i].1 += 1;
+    }
+    if buckets.is_empty() {
+        // No call started after the heal (it came at or after the run's end): not measured.
+        return None;
     }
     let bad = |&(ok, total): &(u64, u64)| total >= MIN_BUCKET_CALLS && (ok as f64) < threshold * total as f64;
     match buckets.iter().rposition(bad) {

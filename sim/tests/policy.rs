@@ -243,3 +243,45 @@ fn the_reconnect_cap_bounds_how_long_a_repaired_server_waits_to_be_connected_aga
     assert!(back_after(&short) <= 400_000, "the last server was back {} us after the repair", back_after(&short));
     assert!(back_after(&long) > back_after(&short), "{} vs {}", back_after(&long), back_after(&short));
 }
+
+#[test]
+fn a_scenario_under_on_collision_naming_calls_the_bare_names_the_client_exposes() {
+    let text = r#"
+name = "bare-names"
+description = "one group: on-collision keeps the tool's own name"
+seed = 1
+duration = "3s"
+
+[[fleet]]
+group = "search"
+count = 2
+tools = ["lookup"]
+
+[client]
+namespacing = "on-collision"
+
+[workload]
+arrivals = { poisson = 50 }
+mix = [{ tool = "lookup" }]
+"#;
+    let r = run(text);
+    assert!(!r.calls.is_empty());
+    assert!(r.success_rate() > 0.99, "{}", r.success_rate());
+}
+
+#[test]
+fn recovery_from_a_fault_that_never_heals_in_the_run_is_not_measured_and_its_bound_fails() {
+    let text = world(
+        "",
+        "",
+        "",
+        "[[fault]]\nat = \"4s\"\nfor = \"10s\"\nkind = \"partition\"\ntarget = \"search-0\"\n\n[expect]\nrecovery = \"<= 5s\"",
+    );
+    let file = gauntlet_sim::file::parse("never-heals.toml", &text).expect("valid");
+    let results = file.run_seed(file.seeds[0], &file.strategies);
+    let r = &results[0];
+    assert_eq!(r.recovery_ms, None);
+    let recovery = r.expectations.iter().find(|e| e.name == "recovery").expect("checked");
+    assert!(!recovery.pass);
+    assert_eq!(recovery.measured, "not measured");
+}

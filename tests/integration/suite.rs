@@ -203,3 +203,10 @@ fn validate_reports_every_file_of_a_directory_including_one_that_is_not_utf8_and
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_strategy_outside_a_matrix_with_comparisons_is_refused_rather_than_dropping_them() {
+    let o = gauntlet(&["run", "scenarios/latency-spike.toml", "--strategy", "maglev"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("maglev is not one of them"), "{}", text(&o.stderr));
+}
