@@ -12,8 +12,9 @@ pub fn summary_line(run: &RunResult) -> String {
         Verdict::Fail => "FAIL",
     };
     let recovery = run.recovery_ms.map(|r| format!(" recovery {}", ms(Some(r)))).unwrap_or_default();
+    let wrong = if run.calls.wrong > 0 { format!(" ({} wrong answers)", run.calls.wrong) } else { String::new() };
     format!(
-        "{verdict} {} [{}] seed {}: {} calls, {} ok, {} failed, {} lost; p50 {} p99 {}; retry x{:.2}{recovery}",
+        "{verdict} {} [{}] seed {}: {} calls, {} ok, {} failed, {} lost; p50 {} p99 {}; retry x{:.2}{recovery}{wrong}",
         run.scenario,
         run.strategy,
         run.seed,

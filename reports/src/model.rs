@@ -26,8 +26,11 @@ pub struct Calls {
     pub offered: u64,
     /// Calls issued.
     pub total: u64,
-    /// Calls that got a result (`isError` results included: the tool answered).
+    /// Calls that got a correct result (`isError` results included: the tool answered).
     pub ok: u64,
+    /// Calls that got a result that was wrong (a byzantine server's): never counted as ok.
+    #[serde(default)]
+    pub wrong: u64,
     /// Calls the client gave up on.
     pub failed: u64,
     /// Calls that never ended (a checker violation).
@@ -40,6 +43,13 @@ impl Calls {
     /// `ok / total`, 1 when nothing was issued.
     pub fn success_rate(&self) -> f64 {
         if self.total == 0 { 1.0 } else { self.ok as f64 / self.total as f64 }
+    }
+
+    /// `ok / (ok + wrong)`: of the answers the client returned, the share that was right; 1
+    /// when none was returned.
+    pub fn correct_rate(&self) -> f64 {
+        let answered = self.ok + self.wrong;
+        if answered == 0 { 1.0 } else { self.ok as f64 / answered as f64 }
     }
 }
 

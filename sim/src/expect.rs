@@ -90,8 +90,10 @@ impl Unit {
 /// A metric of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
-    /// Calls with a result over calls issued.
+    /// Calls with a correct result over calls issued.
     SuccessRate,
+    /// Correct answers over answers returned (wrong ones are a byzantine server's).
+    CorrectRate,
     /// A latency percentile of successful calls: 50, 90, 99 or 999 (99.9).
     Percentile(u16),
     /// Attempts over calls.
@@ -105,6 +107,7 @@ impl Metric {
     pub fn parse(name: &str) -> Option<Metric> {
         Some(match name {
             "success_rate" => Metric::SuccessRate,
+            "correct_rate" => Metric::CorrectRate,
             "p50" => Metric::Percentile(50),
             "p90" => Metric::Percentile(90),
             "p99" => Metric::Percentile(99),
@@ -118,7 +121,7 @@ impl Metric {
     /// Its unit.
     pub fn unit(self) -> Unit {
         match self {
-            Metric::SuccessRate => Unit::Rate,
+            Metric::SuccessRate | Metric::CorrectRate => Unit::Rate,
             Metric::Percentile(_) | Metric::Recovery => Unit::Millis,
             Metric::RetryAmplification => Unit::Ratio,
         }
@@ -138,6 +141,7 @@ impl Metric {
     pub fn measure(self, run: &RunResult) -> Option<f64> {
         match self {
             Metric::SuccessRate => Some(run.calls.success_rate()),
+            Metric::CorrectRate => Some(run.calls.correct_rate()),
             Metric::Percentile(_) => self.of_latency(&run.latency),
             Metric::RetryAmplification => Some(run.retry_amplification),
             Metric::Recovery => run.recovery_ms,
@@ -164,6 +168,7 @@ impl fmt::Display for Metric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Metric::SuccessRate => f.write_str("success_rate"),
+            Metric::CorrectRate => f.write_str("correct_rate"),
             Metric::Percentile(p) => write!(f, "p{p}"),
             Metric::RetryAmplification => f.write_str("retry_amplification"),
             Metric::Recovery => f.write_str("recovery"),
@@ -302,7 +307,7 @@ impl Comparison {
 }
 
 /// The metrics a bound or comparison can name.
-pub const METRICS: &str = "success_rate, p50, p90, p99, p999, retry_amplification, recovery";
+pub const METRICS: &str = "success_rate, correct_rate, p50, p90, p99, p999, retry_amplification, recovery";
 
 /// Bounds on the metrics of one run, or of one phase of it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -376,6 +381,7 @@ impl Expectations {
             for (metric, bound) in &bounds.0 {
                 let measured = p.and_then(|p| match metric {
                     Metric::SuccessRate => Some(p.calls.success_rate()),
+                    Metric::CorrectRate => Some(p.calls.correct_rate()),
                     _ => metric.of_latency(&p.latency),
                 });
                 out.push(check_bound(format!("{phase}.{metric}"), *metric, bound, measured));

@@ -213,6 +213,7 @@ struct RawFault {
 struct RawExpect {
     lost: Option<u64>,
     success_rate: Option<String>,
+    correct_rate: Option<String>,
     p50: Option<String>,
     p90: Option<String>,
     p99: Option<String>,
@@ -229,6 +230,7 @@ struct RawExpect {
 #[serde(deny_unknown_fields)]
 struct RawPhaseExpect {
     success_rate: Option<String>,
+    correct_rate: Option<String>,
     p50: Option<String>,
     p90: Option<String>,
     p99: Option<String>,
@@ -920,6 +922,7 @@ fn expectations(
         &base,
         [
             ("success_rate", &e.success_rate),
+            ("correct_rate", &e.correct_rate),
             ("p50", &e.p50),
             ("p90", &e.p90),
             ("p99", &e.p99),
@@ -954,7 +957,14 @@ fn expectations(
         let b = bounds(
             loc,
             &path,
-            [("success_rate", &p.success_rate), ("p50", &p.p50), ("p90", &p.p90), ("p99", &p.p99), ("p999", &p.p999)],
+            [
+                ("success_rate", &p.success_rate),
+                ("correct_rate", &p.correct_rate),
+                ("p50", &p.p50),
+                ("p90", &p.p90),
+                ("p99", &p.p99),
+                ("p999", &p.p999),
+            ],
         )?;
         phases.push((name.clone(), b));
     }

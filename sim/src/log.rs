@@ -21,6 +21,8 @@ pub enum CallEnd {
         tool_error: bool,
         /// An aggregated call's answer text.
         answer: Option<String>,
+        /// Whether the answer was the honest one (a byzantine server's is not).
+        correct: bool,
     },
     /// The client gave up.
     Failed(Failure),
@@ -84,9 +86,9 @@ impl CallRecord {
         CallRecord { id, tool: tool.to_owned(), start_us, end_us: None, attempts: 0, end: None }
     }
 
-    /// Whether it ended with a result.
+    /// Whether it ended with a correct result.
     pub fn is_ok(&self) -> bool {
-        matches!(self.end, Some(CallEnd::Ok { .. }))
+        matches!(self.end, Some(CallEnd::Ok { correct: true, .. }))
     }
 
     /// How long it took, if it ended.
@@ -125,7 +127,7 @@ pub struct RunReport {
 impl RunReport {
     /// Calls that ended with a result.
     pub fn ok(&self) -> usize {
-        self.calls.iter().filter(|c| matches!(c.end, Some(CallEnd::Ok { .. }))).count()
+        self.calls.iter().filter(|c| c.is_ok()).count()
     }
 
     /// The fraction of calls that ended with a result.

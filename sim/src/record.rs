@@ -86,6 +86,7 @@ fn stats<'a>(calls: impl Iterator<Item = &'a CallRecord>) -> (Calls, Histogram<u
 fn tally(counts: &mut Calls, h: &mut Histogram<u64>, c: &CallRecord) {
     counts.total += 1;
     match (&c.end, c.took_us()) {
+        (Some(CallEnd::Ok { correct: false, .. }), Some(_)) => counts.wrong += 1,
         (Some(CallEnd::Ok { tool_error, .. }), Some(took)) => {
             counts.ok += 1;
             counts.tool_errors += u64::from(*tool_error);
@@ -127,8 +128,10 @@ pub fn summarize(scenario: &Scenario, report: &RunReport) -> RunResult {
         .servers()
         .into_iter()
         .map(|(name, group)| {
-            let answered =
-                report.calls.iter().filter(|c| matches!(&c.end, Some(CallEnd::Ok { server, .. }) if *server == name));
+            let answered = report
+                .calls
+                .iter()
+                .filter(|c| matches!(&c.end, Some(CallEnd::Ok { server, correct: true, .. }) if *server == name));
             let (counts, h) = stats(answered);
             Server { name, group: group.group.clone(), answered: counts.ok, latency: latency(&h) }
         })

@@ -50,14 +50,20 @@ pub(crate) async fn drive(
                     None => {
                         let options = CallOptions { deadline: Some(deadline), ..CallOptions::default() };
                         match client.call_tool_with(&tool, args, options).await {
-                            Ok(r) => (
-                                r.attempts,
-                                CallEnd::Ok {
-                                    server: r.server,
-                                    tool_error: r.result.is_error == Some(true),
-                                    answer: None,
-                                },
-                            ),
+                            Ok(r) => {
+                                let text = serde_json::to_value(&r.result).ok();
+                                let text =
+                                    text.as_ref().and_then(|v| v.pointer("/content/0/text")).and_then(Value::as_str);
+                                (
+                                    r.attempts,
+                                    CallEnd::Ok {
+                                        server: r.server,
+                                        tool_error: r.result.is_error == Some(true),
+                                        answer: None,
+                                        correct: text.is_some_and(|t| honest(t, id)),
+                                    },
+                                )
+                            }
                             Err(e) => (failed_attempts(&e), CallEnd::Failed(Failure::from(&e))),
                         }
                     }
@@ -68,7 +74,16 @@ pub(crate) async fn drive(
                             Ok((value, agreeing)) => {
                                 let answer = value.pointer("/content/0/text").and_then(Value::as_str);
                                 let server = agreeing.into_iter().next().unwrap_or_default();
-                                (1, CallEnd::Ok { server, tool_error: false, answer: answer.map(str::to_owned) })
+                                let correct = answer.is_some_and(|t| honest(t, id));
+                                (
+                                    1,
+                                    CallEnd::Ok {
+                                        server,
+                                        tool_error: false,
+                                        answer: answer.map(str::to_owned),
+                                        correct,
+                                    },
+                                )
                             }
                             Err(e) => (1, CallEnd::Failed(Failure::from(&e))),
                         }
@@ -152,4 +167,10 @@ pub(crate) async fn drive(
     let mut log = log.lock().expect("log");
     // Closed-loop callers offer exactly the calls they issue.
     log.offered = offered.unwrap_or(log.calls.len() as u64);
+}
+
+/// Whether `text` is the honest answer to call `id`: a simulated server answers `tool:id`, and a
+/// byzantine one something else (`crate::server`).
+fn honest(text: &str, id: u64) -> bool {
+    text.rsplit_once(':').is_some_and(|(tool, call)| !tool.contains(':') && call.parse() == Ok(id))
 }

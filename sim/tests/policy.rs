@@ -285,3 +285,18 @@ fn recovery_from_a_fault_that_never_heals_in_the_run_is_not_measured_and_its_bou
     assert!(!recovery.pass);
     assert_eq!(recovery.measured, "not measured");
 }
+
+#[test]
+fn a_wrong_answer_is_counted_as_wrong_never_as_a_success_and_majority_returns_none() {
+    let liar = "[[fault]]\nat = \"1s\"\nfor = \"4s\"\nkind = \"byzantine\"\ntarget = \"search-2\"";
+    let single = run(&world("balancer = \"round-robin\"", "", "", liar));
+    let majority = run(&world("", "", "aggregate = \"majority\"", liar));
+    let wrong = |r: &RunReport| {
+        r.calls.iter().filter(|c| matches!(c.end, Some(gauntlet_sim::CallEnd::Ok { correct: false, .. }))).count()
+    };
+    // Round-robin sends a third of the calls to the liar for 4 s of 6.
+    assert!(wrong(&single) > 100, "{} wrong answers", wrong(&single));
+    assert!(single.success_rate() < 0.85, "wrong answers are not successes: {}", single.success_rate());
+    assert_eq!(wrong(&majority), 0);
+    assert!(majority.success_rate() > 0.99, "{}", majority.success_rate());
+}

@@ -201,7 +201,9 @@ fn every_fault_kind_leaves_the_run_safe_and_mostly_successful() {
         (FaultKind::Hold, 0.95),
         (FaultKind::Loss(0.3), 0.95),
         (FaultKind::Brownout(0.8), 0.97),
-        (FaultKind::Byzantine, 0.99),
+        // Without aggregation nothing catches a liar: its wrong answers (a third of the calls for
+        // 2 s of 5) are failures, not successes.
+        (FaultKind::Byzantine, 0.8),
         (FaultKind::SlowTool("lookup".to_owned(), ms(400)), 0.97),
     ];
     for (kind, floor) in kinds {
