@@ -167,6 +167,11 @@ impl MultiServerClient {
 
     /// Starts with a custom [`Connector`] and an [`Observer`] of every event the engine reports
     /// (breaker transitions, ejections, reconnects, failovers, attempts).
+    ///
+    /// # Panics
+    /// If `config` was assembled by hand with values [`Config::parse`] would refuse (a policy
+    /// whose keys do not fit together, a weight outside `1..=65536`): that is a programmer
+    /// error, and every config the crate's own readers produce is checked.
     pub fn start_observed(config: Config, connector: impl Connector, observer: Option<Observer>) -> MultiServerClient {
         let entries: Vec<ServerEntry> = config
             .servers
