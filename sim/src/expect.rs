@@ -316,14 +316,15 @@ pub struct Bounds(pub Vec<(Metric, Bound)>);
 impl Bounds {
     /// A contradiction among them, if any: a lower bound on a percentile above an upper bound
     /// on a higher one (p50 >= 100ms with p99 <= 50ms can never hold).
-    pub fn contradiction(&self) -> Option<String> {
+    /// Returns the bound written last of the two (where an error should point) and the message.
+    pub fn contradiction(&self) -> Option<(Metric, String)> {
         for (m1, b1) in &self.0 {
             for (m2, b2) in &self.0 {
                 if let (Metric::Percentile(p1), Metric::Percentile(p2)) = (m1, m2)
                     && p1 <= p2
                     && b1.range().0 > b2.range().1
                 {
-                    return Some(format!("{m1} {} and {m2} {} cannot both hold", b1.text, b2.text));
+                    return Some((*m2, format!("{m1} {} and {m2} {} cannot both hold", b1.text, b2.text)));
                 }
             }
         }

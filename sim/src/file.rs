@@ -450,7 +450,11 @@ fn strategy_named(loc: &Locator<'_>, path: &[Seg<'_>], name: &str) -> Result<Str
 
 fn fleet(loc: &Locator<'_>, raw: &[RawGroup]) -> Result<Vec<ServerGroup>, FileError> {
     if raw.is_empty() {
-        return Err(loc.hint(&[], "the fleet is empty", "add a `[[fleet]]` group with `group`, `count` and `tools`"));
+        return Err(loc.hint(
+            &[Key("fleet")],
+            "the fleet is empty",
+            "add a `[[fleet]]` group with `group`, `count` and `tools`",
+        ));
     }
     let mut out: Vec<ServerGroup> = Vec::new();
     let mut servers = 0u32;
@@ -475,13 +479,17 @@ fn fleet(loc: &Locator<'_>, raw: &[RawGroup]) -> Result<Vec<ServerGroup>, FileEr
             return Err(loc.at(&at("count"), format!("the fleet has more than {MAX_SERVERS} servers")));
         }
         if g.tools.len() + g.unsafe_tools.len() + g.mislabeled_tools.len() > MAX_LIST {
-            return Err(loc.at(&[Key("fleet"), Index(i)], format!("a group offers at most {MAX_LIST} tools")));
+            return Err(loc.at(&at("tools"), format!("a group offers at most {MAX_LIST} tools")));
         }
         let mut tools: Vec<SimTool> = g.tools.iter().map(|t| SimTool::safe(t)).collect();
         tools.extend(g.unsafe_tools.iter().map(|t| SimTool::unsafe_(t)));
         tools.extend(g.mislabeled_tools.iter().map(|t| SimTool { idempotent: true, ..SimTool::unsafe_(t) }));
         if tools.is_empty() {
-            return Err(loc.at(&[Key("fleet"), Index(i)], format!("the group `{}` offers no tool", g.group)));
+            return Err(loc.hint(
+                &at("group"),
+                format!("the group `{}` offers no tool", g.group),
+                "list them in `tools`, `unsafe_tools` or `mislabeled_tools`",
+            ));
         }
         let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
         names.sort_unstable();
@@ -775,8 +783,7 @@ fn faults(loc: &Locator<'_>, raw: &[RawFault], s: &Scenario) -> Result<Vec<Fault
                 "move it before `duration`, or lengthen the run",
             ));
         }
-        let needs =
-            |key: &'static str| loc.at(&[Key("fault"), Index(i)], format!("a `{}` fault needs `{key}`", f.kind));
+        let needs = |key: &'static str| loc.at(&at("kind"), format!("a `{}` fault needs `{key}`", f.kind));
         let kind = match f.kind.as_str() {
             "partition" => FaultKind::Partition,
             "one-way" => FaultKind::OneWay,
@@ -904,8 +911,11 @@ fn bounds<'a>(
         out.push((metric, bound));
     }
     let b = Bounds(out);
-    if let Some(c) = b.contradiction() {
-        return Err(loc.at(base, format!("contradictory expectations: {c}")));
+    if let Some((metric, c)) = b.contradiction() {
+        let name = metric.to_string();
+        let mut path = base.to_vec();
+        path.push(Key(&name));
+        return Err(loc.at(&path, format!("contradictory expectations: {c}")));
     }
     Ok(b)
 }
