@@ -51,9 +51,8 @@ pub(crate) async fn drive(
                         let options = CallOptions { deadline: Some(deadline), ..CallOptions::default() };
                         match client.call_tool_with(&tool, args, options).await {
                             Ok(r) => {
-                                let text = serde_json::to_value(&r.result).ok();
-                                let text =
-                                    text.as_ref().and_then(|v| v.pointer("/content/0/text")).and_then(Value::as_str);
+                                // The first text block, read in place (no copy of the result).
+                                let text = r.result.content.first().and_then(|c| c.as_text()).map(|t| t.text.as_str());
                                 (
                                     r.attempts,
                                     CallEnd::Ok {
