@@ -116,13 +116,15 @@ pub(crate) async fn drive(
             *n
         })
     };
-    let mut tasks = Vec::new();
+    // Finished calls are reaped as new ones start: a finished task's future is freed only
+    // once its handle is joined, so keeping every handle would hold every call until the end.
+    let mut tasks = tokio::task::JoinSet::new();
     let offered = match workload.arrivals {
         Arrivals::Callers(n) => {
             let think = workload.think;
             for _ in 0..n {
                 let (call, pick_tool, new_id) = (call.clone(), pick_tool.clone(), new_id.clone());
-                tasks.push(tokio::spawn(async move {
+                tasks.spawn(async move {
                     while start.elapsed() < duration {
                         let Some(id) = new_id() else { break };
                         let began = tokio::time::Instant::now();
@@ -135,7 +137,7 @@ pub(crate) async fn drive(
                             tokio::time::sleep(Duration::from_nanos(1)).await;
                         }
                     }
-                }));
+                });
             }
             None
         }
@@ -155,14 +157,13 @@ pub(crate) async fn drive(
                     tokio::time::sleep_until(start + due).await;
                 }
                 let Some(id) = new_id() else { continue };
-                tasks.push(tokio::spawn(call(pick_tool(), id)));
+                tasks.spawn(call(pick_tool(), id));
+                while tasks.try_join_next().is_some() {}
             }
             Some(offered)
         }
     };
-    for t in tasks {
-        let _ = t.await;
-    }
+    while tasks.join_next().await.is_some() {}
     let mut log = log.lock().expect("log");
     // Closed-loop callers offer exactly the calls they issue.
     log.offered = offered.unwrap_or(log.calls.len() as u64);
