@@ -39,14 +39,14 @@ fn throughput(c: &mut Criterion) {
     let s = scenario();
     let mut group = c.benchmark_group("sim/throughput");
     group.sample_size(10);
-    group.bench_function("gauntlet", |b| b.iter(|| black_box(run(&s).expect("runs").calls.len())));
+    group.bench_function("gauntlet", |b| b.iter(|| black_box(run(&s).expect("runs").ok())));
     group.bench_function("raw-rmcp", |b| b.iter(|| black_box(baseline::run_raw(&s).expect("runs"))));
     group.finish();
 
     let (mut ours, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        let n = run(&s).expect("runs").calls.len() as f64;
+        let n = run(&s).expect("runs").ok() as f64;
         ours.push(n / t.elapsed().as_secs_f64());
         let t = Instant::now();
         let n = baseline::run_raw(&s).expect("runs") as f64;

@@ -217,6 +217,11 @@ pub enum Violation {
         /// Calls issued.
         issued: u64,
     },
+    /// More violations of the per-call rules than a run lists: how many more there were.
+    Unlisted {
+        /// Violations not listed.
+        count: u64,
+    },
     /// The run could not complete (the simulation stopped it); why, for people.
     Stopped {
         /// The simulation's reason.
@@ -246,6 +251,7 @@ impl std::fmt::Display for Violation {
             Violation::Shortfall { offered, issued } => {
                 write!(f, "the workload offered {offered} calls and issued {issued}")
             }
+            Violation::Unlisted { count } => write!(f, "{count} more violations of the per-call rules, not listed"),
             Violation::Stopped { reason } => write!(f, "the run stopped: {reason}"),
         }
     }
@@ -299,10 +305,17 @@ pub struct RunResult {
     pub series: Vec<Bucket>,
     /// The event timeline.
     pub events: Vec<Event>,
+    /// Events the timeline left out because a run keeps a bounded number (failovers first).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_dropped: u64,
     /// Broken safety or liveness rules.
     pub violations: Vec<Violation>,
     /// The scenario's expectations, checked.
     pub expectations: Vec<Expectation>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunResult {

@@ -1,74 +1,110 @@
 //! The checkers every run passes through: safety (nothing lost, no deadline missed, no unsafe
 //! side effect twice, no attempt through an open breaker, no minority answer passed off as the
-//! majority's). Liveness (recovery) is judged in `run` from the recorder's figure.
+//! majority's). Each judges one call or one event as the run goes, so that no checker needs a
+//! run's calls kept; the recorder (`crate::record`) calls them, and finds the lost calls (those
+//! still in flight when the run ends). Liveness (recovery) is judged from the recorder's figure.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gauntlet_client::Event as ClientEvent;
 use gauntlet_core::breaker::Phase;
 use gauntlet_reports::Violation;
 
-use crate::log::{CallEnd, CallRecord, micros};
+use crate::log::micros;
 
-/// The safety checks of every run on its calls: every call ended, within its deadline, and no
-/// truly unsafe call took effect twice.
-pub fn check(
-    calls: &[CallRecord],
-    receipts: &BTreeMap<u64, u32>,
-    deadline: Duration,
-    tick: Duration,
-) -> Vec<Violation> {
-    let mut out = Vec::new();
-    for c in calls {
-        match c.took_us() {
-            None => out.push(Violation::Lost { call: c.id }),
-            Some(took) => {
-                if took > micros(deadline + tick * 2) {
-                    out.push(Violation::DeadlineMissed { call: c.id, took_us: took });
-                }
-            }
-        }
-    }
-    for (&call, &times) in receipts {
-        if times > 1 {
-            out.push(Violation::DuplicateSideEffect { call, times });
-        }
-    }
-    out
+/// Whether call `call`, which took `took_us`, missed its deadline: it may end up to two ticks
+/// late (the client sees time move in ticks).
+pub fn late(call: u64, took_us: u64, deadline: Duration, tick: Duration) -> Option<Violation> {
+    let bound = micros(deadline.saturating_add(tick.saturating_mul(2)));
+    (took_us > bound).then_some(Violation::DeadlineMissed { call, took_us })
 }
 
-/// No attempt passes an open breaker, and a half-open one admits probes only: replays the
-/// client's events in order, tracking each server's breaker state.
-pub fn check_breakers(events: &[(u64, ClientEvent)], names: &[String]) -> Vec<Violation> {
-    let mut state: Vec<Phase> = vec![Phase::Closed; names.len()];
-    let mut out = Vec::new();
-    for (t, e) in events {
+/// No attempt passes an open breaker, and a half-open one admits probes only: follows each
+/// server's breaker through the client's events, in the order the client made them.
+#[derive(Clone, Debug)]
+pub struct BreakerCheck {
+    state: Vec<Phase>,
+}
+
+impl BreakerCheck {
+    /// Every one of `servers` breakers closed.
+    pub fn new(servers: usize) -> BreakerCheck {
+        BreakerCheck { state: vec![Phase::Closed; servers] }
+    }
+
+    /// Sees the client's event `e` at `t_us` (`names`: the client's servers, by index).
+    pub fn see(&mut self, t_us: u64, e: &ClientEvent, names: &[String]) -> Option<Violation> {
         match e {
-            ClientEvent::Breaker { server, to, .. } if server.index() < state.len() => state[server.index()] = *to,
-            ClientEvent::Sent { server, probe, .. } if server.index() < state.len() => {
-                let s = state[server.index()];
-                if s == Phase::Open || (s == Phase::HalfOpen && !probe) {
-                    out.push(Violation::BreakerBypassed { server: names[server.index()].clone(), t_us: *t, state: s });
+            ClientEvent::Breaker { server, to, .. } => {
+                if let Some(s) = self.state.get_mut(server.index()) {
+                    *s = *to;
                 }
+                None
             }
-            _ => {}
+            ClientEvent::Sent { server, probe, .. } => {
+                let s = *self.state.get(server.index())?;
+                (s == Phase::Open || (s == Phase::HalfOpen && !probe)).then(|| Violation::BreakerBypassed {
+                    server: names.get(server.index()).cloned().unwrap_or_default(),
+                    t_us,
+                    state: s,
+                })
+            }
+            _ => None,
         }
     }
-    out
 }
 
-/// A majority answer is never a minority's: the answer an aggregated call returned must be
-/// the one more than half of the servers that answered it gave (as the servers recorded them).
-pub fn check_majority(calls: &[CallRecord], answers: &BTreeMap<u64, Vec<(String, String)>>) -> Vec<Violation> {
-    let mut out = Vec::new();
-    for c in calls {
-        let Some(CallEnd::Ok { answer: Some(answer), .. }) = &c.end else { continue };
-        let given = answers.get(&c.id).map(Vec::as_slice).unwrap_or_default();
-        let agreeing = given.iter().filter(|(_, a)| a == answer).count();
-        if agreeing * 2 <= given.len() {
-            out.push(Violation::MinorityAnswer { call: c.id, agreeing, answered: given.len() });
-        }
+/// A majority answer is never a minority's: `answer`, which aggregated call `call` returned,
+/// must be the one more than half of the servers that answered it (`given`: server, answer, as
+/// the servers recorded them) gave.
+pub fn minority(call: u64, answer: &str, given: &[(String, String)]) -> Option<Violation> {
+    let agreeing = given.iter().filter(|(_, a)| a == answer).count();
+    (agreeing * 2 <= given.len()).then_some(Violation::MinorityAnswer { call, agreeing, answered: given.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use gauntlet_core::ServerId;
+
+    use super::*;
+
+    #[test]
+    fn a_call_may_end_two_ticks_after_its_deadline_and_no_later() {
+        let (deadline, tick) = (Duration::from_secs(2), Duration::from_millis(1));
+        assert_eq!(late(1, 2_002_000, deadline, tick), None);
+        assert_eq!(late(1, 2_002_001, deadline, tick), Some(Violation::DeadlineMissed { call: 1, took_us: 2_002_001 }));
     }
-    out
+
+    #[test]
+    fn an_attempt_through_an_open_breaker_or_a_non_probe_through_a_half_open_one_is_flagged() {
+        let names = ["a".to_owned(), "b".to_owned()];
+        let a = ServerId(0);
+        let sent = |probe| ClientEvent::Sent { server: a, probe, tier: 0, hedge: false };
+        let mut check = BreakerCheck::new(2);
+        assert_eq!(check.see(1, &sent(false), &names), None);
+        check.see(2, &ClientEvent::Breaker { server: a, from: Phase::Closed, to: Phase::Open }, &names);
+        assert_eq!(
+            check.see(3, &sent(false), &names),
+            Some(Violation::BreakerBypassed { server: "a".to_owned(), t_us: 3, state: Phase::Open })
+        );
+        check.see(4, &ClientEvent::Breaker { server: a, from: Phase::Open, to: Phase::HalfOpen }, &names);
+        assert_eq!(check.see(5, &sent(true), &names), None);
+        assert!(check.see(6, &sent(false), &names).is_some());
+        // Another server's breaker is its own.
+        let b = ClientEvent::Sent { server: ServerId(1), probe: false, tier: 0, hedge: false };
+        assert_eq!(check.see(7, &b, &names), None);
+    }
+
+    #[test]
+    fn an_answer_half_the_servers_gave_is_not_a_majority() {
+        let given = |answers: &[&str]| -> Vec<(String, String)> {
+            answers.iter().enumerate().map(|(i, a)| (format!("s{i}"), (*a).to_owned())).collect()
+        };
+        assert_eq!(minority(1, "x", &given(&["x", "x", "y"])), None);
+        assert_eq!(
+            minority(1, "x", &given(&["x", "y"])),
+            Some(Violation::MinorityAnswer { call: 1, agreeing: 1, answered: 2 })
+        );
+        assert!(minority(1, "x", &[]).is_some(), "no server gave it");
+    }
 }

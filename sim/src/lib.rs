@@ -23,7 +23,7 @@ mod workload;
 pub mod world;
 
 pub use gauntlet_reports::Violation;
-pub use log::{CallEnd, CallRecord, Failure, RunReport, SimError, digest};
+pub use log::{CallEnd, CallRecord, Failure, Figures, RunReport, SimError};
 pub use record::summarize;
 pub use run::run;
 pub use scenario::{

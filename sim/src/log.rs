@@ -1,14 +1,12 @@
-//! What a run records: each logical call and how it ended, the client's events, the report of
-//! the whole run, and its digest.
+//! What a run records: each logical call and how it ended, and the report of the whole run.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gauntlet_client::{CallError, Event as ClientEvent};
+use gauntlet_client::CallError;
 use gauntlet_core::aggregate::AggregateError;
 use gauntlet_core::outcome::Outcome;
 use gauntlet_core::retry::GiveUp;
-use gauntlet_reports::{Event, Violation};
+use gauntlet_reports::{Bucket, Calls, Event, Latency, Phase, Server, Violation};
 
 /// How one logical call ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +96,7 @@ impl CallRecord {
 }
 
 /// What a run produced.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunReport {
     /// The scenario's name.
     pub scenario: String,
@@ -106,14 +104,22 @@ pub struct RunReport {
     pub seed: u64,
     /// The balancing strategy.
     pub strategy: String,
-    /// Every logical call, by id.
+    /// Every logical call, by the time it ended and then by id (calls that never did last); kept
+    /// only when the scenario asks ([`Scenario::keep_calls`](crate::Scenario::keep_calls)):
+    /// the figures never need them.
     pub calls: Vec<CallRecord>,
     /// Calls the workload offered: an open-loop schedule's arrivals within the run, or the
     /// calls closed-loop callers issued.
     pub offered: u64,
+    /// Calls the workload issued.
+    pub issued: u64,
+    /// Counts and latencies, overall, per phase, per server and over time.
+    pub figures: Figures,
     /// The timeline: faults and the client's breaker transitions, ejections, reconnects and
-    /// failovers, in order.
+    /// failovers, in order (at most [`MAX_EVENTS`](crate::record::MAX_EVENTS)).
     pub events: Vec<Event>,
+    /// Events the timeline left out (beyond its bounds).
+    pub events_dropped: u64,
     /// Attempts sent, in total.
     pub attempts: u64,
     /// Time from the last fault's end until the client served normally again, in µs.
@@ -124,15 +130,33 @@ pub struct RunReport {
     pub digest: String,
 }
 
+/// A run's figures, folded in as each call ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Call counts.
+    pub calls: Calls,
+    /// Latency of the calls that returned a correct result.
+    pub latency: Latency,
+    /// Attempts per call sent (calls that never left the client do not count): 1 when nothing
+    /// was retried or hedged.
+    pub retry_amplification: f64,
+    /// Per phase.
+    pub phases: Vec<Phase>,
+    /// Per server.
+    pub servers: Vec<Server>,
+    /// Per time bucket (by start time).
+    pub series: Vec<Bucket>,
+}
+
 impl RunReport {
-    /// Calls that ended with a result.
-    pub fn ok(&self) -> usize {
-        self.calls.iter().filter(|c| c.is_ok()).count()
+    /// Calls that ended with a correct result.
+    pub fn ok(&self) -> u64 {
+        self.figures.calls.ok
     }
 
-    /// The fraction of calls that ended with a result.
+    /// The fraction of calls that ended with a correct result (1 with no call).
     pub fn success_rate(&self) -> f64 {
-        if self.calls.is_empty() { 1.0 } else { self.ok() as f64 / self.calls.len() as f64 }
+        self.figures.calls.success_rate()
     }
 }
 
@@ -159,32 +183,7 @@ pub enum SimError {
     },
 }
 
-/// What the client host writes while a run goes: every call, and the client's events with
-/// their time in µs.
-#[derive(Default)]
-pub(crate) struct Log {
-    pub(crate) calls: BTreeMap<u64, CallRecord>,
-    /// The client's events, with their time in µs.
-    pub(crate) client: Vec<(u64, ClientEvent)>,
-    /// Calls the workload offered (scheduled to arrive within the run).
-    pub(crate) offered: u64,
-}
-
 /// `d` in whole microseconds (saturating).
 pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// The hash of a run's log: every call (id order) and every timeline event, as their typed
-/// values print (`Debug`), never as prose meant for people.
-pub fn digest(calls: &[CallRecord], events: &[Event]) -> String {
-    use std::fmt::Write;
-    let mut text = String::new();
-    for c in calls {
-        let _ = writeln!(text, "{} {} {} {:?} {} {:?}", c.id, c.tool, c.start_us, c.end_us, c.attempts, c.end);
-    }
-    for e in events {
-        let _ = writeln!(text, "{} {} {:?}", e.t_us, e.server, e.what);
-    }
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
 }

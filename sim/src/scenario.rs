@@ -270,6 +270,10 @@ pub struct Scenario {
     pub recovery_bound: Duration,
     /// A deliberately broken client (tests of the checkers only).
     pub sabotage: Option<Sabotage>,
+    /// Keep every call's record in the report ([`RunReport::calls`](crate::RunReport::calls)),
+    /// for a test or an analysis of its own: memory then grows with the calls issued. Off by
+    /// default, and never set by a scenario file: the figures do not need them.
+    pub keep_calls: bool,
 }
 
 impl Scenario {
@@ -289,6 +293,7 @@ impl Scenario {
             phases: Vec::new(),
             recovery_bound: Duration::from_secs(10),
             sabotage: None,
+            keep_calls: false,
         }
     }
 

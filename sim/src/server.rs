@@ -27,11 +27,50 @@ use crate::scenario::{ProtocolEra, ServerGroup, ServiceTime, SimTool};
 /// The port every simulated server listens on.
 pub const PORT: u16 = 7000;
 
-/// Side effects of truly unsafe tools: call id → how many times a server executed it.
-pub(crate) type Receipts = Arc<Mutex<BTreeMap<u64, u32>>>;
+/// Side effects of truly unsafe tools, shared by the servers of a run.
+pub(crate) type Receipts = Arc<Mutex<ReceiptLog>>;
 
-/// Every answer servers sent to aggregated calls: call id → (server, answer), for the
-/// majority checker.
+/// How many times servers executed each truly unsafe call: one bit per call id the workload can
+/// issue (a quarter of a megabyte at most), and a count for each call executed more than once,
+/// so its size follows the calls that broke the rule, not the calls issued.
+#[derive(Debug, Default)]
+pub(crate) struct ReceiptLog {
+    once: Vec<u64>,
+    counts: BTreeMap<u64, u32>,
+}
+
+impl ReceiptLog {
+    /// Call `call` took effect once more.
+    pub(crate) fn record(&mut self, call: u64) {
+        let bit = usize::try_from(call).ok().filter(|_| call <= crate::workload::MAX_CALLS);
+        let Some(bit) = bit else {
+            // Not an id the workload issues: counted exactly, from the first time.
+            let n = self.counts.entry(call).or_insert(0);
+            *n = n.saturating_add(1);
+            return;
+        };
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if self.once.len() <= word {
+            self.once.resize(word + 1, 0);
+        }
+        if self.once[word] & mask == 0 {
+            self.once[word] |= mask;
+        } else {
+            let n = self.counts.entry(call).or_insert(1);
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// The calls that took effect more than once, and how many times, by id.
+    pub(crate) fn duplicates(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.counts.iter().filter(|&(_, &n)| n > 1).map(|(&call, &n)| (call, n))
+    }
+}
+
+/// Answers servers sent to aggregated calls in flight: call id → (server, answer), for the
+/// majority checker. The recorder opens a call's entry when it starts and takes it when it
+/// checks the call; servers add to open entries only, so answers to a call already checked are
+/// not kept.
 pub(crate) type Answers = Arc<Mutex<BTreeMap<u64, Vec<(String, String)>>>>;
 
 /// A server just (re)started answers this many times slower, ramping down linearly to its
@@ -163,12 +202,14 @@ impl SimServer {
         let arguments = request.arguments.as_ref();
         let call = arguments.and_then(|a| a.get("call")).and_then(Value::as_u64).unwrap_or(u64::MAX);
         if tool.truly_unsafe {
-            *self.receipts.lock().expect("receipts").entry(call).or_insert(0) += 1;
+            self.receipts.lock().expect("receipts").record(call);
         }
         let answer =
             if wrong { format!("{}:{call}:wrong:{}", tool.name, self.name) } else { format!("{}:{call}", tool.name) };
-        if arguments.and_then(|a| a.get("fanout")).is_some() {
-            self.answers.lock().expect("answers").entry(call).or_default().push((self.name.clone(), answer.clone()));
+        if arguments.and_then(|a| a.get("fanout")).is_some()
+            && let Some(given) = self.answers.lock().expect("answers").get_mut(&call)
+        {
+            given.push((self.name.clone(), answer.clone()));
         }
         Ok(CallToolResult::success(vec![ContentBlock::text(answer)]))
     }

@@ -17,7 +17,7 @@ impl ScenarioFile {
                 let scenario = self.scenario(seed, strategy);
                 match crate::run(&scenario) {
                     Ok(report) => {
-                        let mut r = crate::summarize(&scenario, &report);
+                        let mut r = crate::summarize(&report);
                         r.file.clone_from(&self.file);
                         r.expectations = self.expect.check(&r);
                         r
@@ -62,6 +62,7 @@ impl ScenarioFile {
             servers: Vec::new(),
             series: Vec::new(),
             events: Vec::new(),
+            events_dropped: 0,
             violations: vec![Violation::Stopped { reason }],
             expectations: Vec::new(),
         }

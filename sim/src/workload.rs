@@ -8,7 +8,8 @@ use gauntlet_client::{CallError, CallOptions, MultiServerClient};
 use gauntlet_core::SeededRng;
 use serde_json::{Value, json};
 
-use crate::log::{CallEnd, CallRecord, Failure, Log, micros};
+use crate::log::{CallEnd, Failure, micros};
+use crate::record::Recorder;
 use crate::scenario::{Arrivals, Workload};
 
 /// The most calls one run issues: a limit on everything, and a guard against a workload
@@ -24,27 +25,32 @@ fn failed_attempts(e: &CallError) -> u32 {
     }
 }
 
-/// Issues the workload's calls until `duration`, then waits for every call to end.
+/// Issues the workload's calls until `duration`, then waits for every call to end; returns the
+/// calls it offered.
 pub(crate) async fn drive(
     client: Arc<MultiServerClient>,
     workload: Workload,
     duration: Duration,
     rng: SeededRng,
-    log: Arc<Mutex<Log>>,
-) {
+    recorder: Arc<Mutex<Recorder>>,
+) -> u64 {
     let start = tokio::time::Instant::now();
     let rng = Arc::new(Mutex::new(rng));
     let next_id = Arc::new(Mutex::new(0u64));
     // The file's checks bound the mix (1,000 entries of weight at most 10^6): the sum fits.
     let total: u32 = workload.mix.iter().fold(0u32, |sum, (_, w)| sum.saturating_add(*w)).max(1);
     let call = {
-        let (client, log, workload) = (client.clone(), log.clone(), workload.clone());
-        move |tool: String, id: u64| {
-            let (client, log, deadline, aggregate) =
-                (client.clone(), log.clone(), workload.deadline, workload.aggregate);
+        let (client, recorder, workload) = (client.clone(), recorder.clone(), workload.clone());
+        move |tool_index: usize, id: u64| {
+            let (client, recorder, deadline, aggregate) =
+                (client.clone(), recorder.clone(), workload.deadline, workload.aggregate);
             async move {
                 let started = tokio::time::Instant::now();
-                log.lock().expect("log").calls.insert(id, CallRecord::started(id, &tool, micros(started - start)));
+                let tool = {
+                    let mut recorder = recorder.lock().expect("recorder");
+                    recorder.start(id, tool_index, micros(started - start));
+                    recorder.tool(tool_index).to_owned()
+                };
                 let mut args = serde_json::Map::from_iter([("call".to_owned(), json!(id))]);
                 let (attempts, end) = match aggregate {
                     None => {
@@ -88,11 +94,7 @@ pub(crate) async fn drive(
                         }
                     }
                 };
-                let mut log = log.lock().expect("log");
-                let record = log.calls.get_mut(&id).expect("recorded at start");
-                record.end_us = Some(micros(tokio::time::Instant::now() - start));
-                record.attempts = attempts;
-                record.end = Some(end);
+                recorder.lock().expect("recorder").end(id, micros(tokio::time::Instant::now() - start), attempts, end);
             }
         }
     };
@@ -100,13 +102,13 @@ pub(crate) async fn drive(
         let (rng, mix) = (rng.clone(), workload.mix.clone());
         move || {
             let mut x = rng.lock().expect("rng").below(total);
-            for (tool, w) in &mix {
+            for (i, (_, w)) in mix.iter().enumerate() {
                 if x < *w {
-                    return tool.clone();
+                    return i;
                 }
                 x -= w;
             }
-            mix.last().map(|(t, _)| t.clone()).unwrap_or_default()
+            mix.len().saturating_sub(1)
         }
     };
     let new_id = move || {
@@ -164,9 +166,8 @@ pub(crate) async fn drive(
         }
     };
     while tasks.join_next().await.is_some() {}
-    let mut log = log.lock().expect("log");
     // Closed-loop callers offer exactly the calls they issue.
-    log.offered = offered.unwrap_or(log.calls.len() as u64);
+    offered.unwrap_or_else(|| recorder.lock().expect("recorder").issued())
 }
 
 /// Whether `text` is the honest answer to call `id`: a simulated server answers `tool:id`, and a

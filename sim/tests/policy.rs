@@ -39,7 +39,8 @@ deadline = "2s"
 
 fn run(text: &str) -> RunReport {
     let file = gauntlet_sim::file::parse("policy-test.toml", text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let scenario = file.scenario(file.seeds[0], file.strategies[0]);
+    let mut scenario = file.scenario(file.seeds[0], file.strategies[0]);
+    scenario.keep_calls = true;
     gauntlet_sim::run(&scenario).expect("runs")
 }
 
