@@ -524,9 +524,9 @@ pub fn summarize(report: &RunReport) -> RunResult {
 mod tests {
     use std::time::Duration;
 
-    use gauntlet_reports::Violation;
+    use gauntlet_reports::{Violation, What};
 
-    use super::{MAX_LISTED, Recorder};
+    use super::{MAX_FAILOVERS, MAX_LISTED, Recorder};
     use crate::log::{CallEnd, Failure};
     use crate::scenario::{Arrivals, Scenario, ServerGroup, ServiceTime, SimTool, Workload};
     use crate::server::ReceiptLog;
@@ -584,6 +584,26 @@ mod tests {
     }
 
     #[test]
+    fn the_timeline_keeps_state_changes_past_the_failover_bound_and_counts_what_it_left_out() {
+        use gauntlet_client::Event as ClientEvent;
+        use gauntlet_core::ServerId;
+        use gauntlet_core::breaker::Phase;
+        let s = scenario();
+        let mut r = Recorder::new(&s, vec!["g-0".to_owned(), "g-1".to_owned()], None);
+        let failover = ClientEvent::Failover { from: ServerId(0), to: ServerId(1) };
+        for t in 0..MAX_FAILOVERS as u64 + 5 {
+            r.client_event(t, &failover);
+            r.client_event(t, &ClientEvent::Sent { server: ServerId(1), probe: false, tier: 0, hedge: false });
+        }
+        let opened = ClientEvent::Breaker { server: ServerId(0), from: Phase::Closed, to: Phase::Open };
+        r.client_event(1_000_000, &opened);
+        let report = r.finish(&s, 0, Vec::new(), &ReceiptLog::default());
+        assert_eq!(report.events_dropped, 5, "failovers past the bound; attempts are never timeline events");
+        assert_eq!(report.events.len(), MAX_FAILOVERS + 1);
+        assert!(matches!(report.events.last().map(|e| &e.what), Some(What::Breaker { to: Phase::Open, .. })));
+    }
+
+    #[test]
     fn the_same_calls_give_the_same_digest_and_a_different_end_does_not() {
         let digest = |end: CallEnd| {
             let s = scenario();
@@ -594,6 +614,22 @@ mod tests {
         };
         assert_eq!(digest(ok("g-0")), digest(ok("g-0")));
         assert_ne!(digest(ok("g-0")), digest(ok("g-1")));
+    }
+
+    #[test]
+    fn calls_that_end_in_the_same_instant_hash_alike_whichever_finished_first() {
+        let digest = |order: [u64; 3]| {
+            let s = scenario();
+            let mut r = Recorder::new(&s, Vec::new(), None);
+            for id in 1..=3 {
+                r.start(id, 0, 0);
+            }
+            for id in order {
+                r.end(id, 50, 1, ok("g-0"));
+            }
+            r.finish(&s, 3, Vec::new(), &ReceiptLog::default()).digest
+        };
+        assert_eq!(digest([1, 2, 3]), digest([3, 1, 2]));
     }
 
     #[test]
