@@ -31,7 +31,7 @@ fn scenario() -> Scenario {
         think: Duration::ZERO,
     };
     let mut s = Scenario::new("throughput", SEED, Duration::from_secs(SIM_SECONDS), vec![fleet], workload);
-    s.policy.balancer = gauntlet_core::balance::Strategy::RoundRobin;
+    s.policy.balancer = gauntlet_core::balance::Strategy::ROUND_ROBIN;
     s
 }
 

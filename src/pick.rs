@@ -14,7 +14,7 @@ const MAX_SERVERS: u32 = 10_000;
 const MAX_PICKS: u32 = 10_000_000;
 
 pub(crate) fn list_strategies(out: &mut impl Write) -> anyhow::Result<()> {
-    for s in Strategy::ALL {
+    for s in Strategy::all() {
         writeln!(out, "{:<18} {}", s.name(), s.summary())?;
     }
     Ok(())
@@ -30,10 +30,10 @@ pub(crate) struct Settings {
     seed: u64,
 }
 
-impl TryFrom<crate::cli::PickArgs> for Settings {
+impl TryFrom<crate::args::PickArgs> for Settings {
     type Error = anyhow::Error;
 
-    fn try_from(raw: crate::cli::PickArgs) -> anyhow::Result<Settings> {
+    fn try_from(raw: crate::args::PickArgs) -> anyhow::Result<Settings> {
         let strategy: Strategy = raw.strategy.parse()?;
         let n = if raw.weights.is_empty() { raw.servers } else { raw.weights.len() as u32 };
         ensure!((1..=MAX_SERVERS).contains(&n), "--servers must be in 1..={MAX_SERVERS}, got {n}");

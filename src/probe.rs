@@ -28,10 +28,10 @@ pub(crate) struct Settings {
     ready_timeout: Duration,
 }
 
-impl TryFrom<crate::cli::ProbeArgs> for Settings {
+impl TryFrom<crate::args::ProbeArgs> for Settings {
     type Error = anyhow::Error;
 
-    fn try_from(raw: crate::cli::ProbeArgs) -> anyhow::Result<Settings> {
+    fn try_from(raw: crate::args::ProbeArgs) -> anyhow::Result<Settings> {
         let path = raw.config.display().to_string();
         let text = std::fs::read_to_string(&raw.config).with_context(|| format!("reading {path}"))?;
         let mut config = Config::parse(&text, &|var| std::env::var(var).ok()).with_context(|| path.to_string())?;

@@ -15,8 +15,8 @@ use gauntlet_core::balance::Strategy;
 use gauntlet_reports::{RunResult, Verdict};
 use gauntlet_sim::file::{self, ScenarioFile};
 
+use crate::args::{CompareArgs, OutputArgs, RunArgs, SuiteArgs, ValidateArgs};
 use crate::bundled::BUNDLED;
-use crate::cli::{CompareArgs, OutputArgs, RunArgs, SuiteArgs, ValidateArgs};
 
 /// An expectation failed or a checker found a violation (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub(crate) const DEFAULT_DIR: &str = "scenarios";
 /// Reads and checks scenario files: every `.toml` of each directory (sorted), each file given.
 /// Prints every error (`file:line:col: message`) before failing, so one pass shows them all: a
 /// file that cannot be read or is not UTF-8 is one error among the others.
-fn load(paths: &[PathBuf], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
+pub(crate) fn load(paths: &[PathBuf], err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
     let mut sources: Vec<(String, Source)> = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -112,6 +112,11 @@ fn suite_files(paths: &[PathBuf], err: &mut impl Write) -> anyhow::Result<Vec<Sc
     if Path::new(DEFAULT_DIR).is_dir() {
         return load(&[PathBuf::from(DEFAULT_DIR)], err);
     }
+    bundled(err)
+}
+
+/// The bundled suite's files, compiled into the binary.
+pub(crate) fn bundled(err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>> {
     let sources: Vec<(String, Source)> =
         BUNDLED.iter().map(|(name, text)| ((*name).to_owned(), Ok((*text).to_owned()))).collect();
     parse_all(&sources, err)
@@ -154,7 +159,7 @@ pub(crate) fn run_unit(f: &ScenarioFile, unit: &Unit) -> Vec<RunResult> {
 }
 
 /// Runs `units` on `jobs` threads, with a progress bar on a terminal; results in unit order.
-fn execute(files: &[ScenarioFile], units: &[Unit], jobs: usize) -> Vec<RunResult> {
+pub(crate) fn execute(files: &[ScenarioFile], units: &[Unit], jobs: usize) -> Vec<RunResult> {
     let total_runs: usize = units.iter().map(|u| u.strategies.len()).sum();
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(total_runs as u64)
@@ -187,7 +192,7 @@ fn execute(files: &[ScenarioFile], units: &[Unit], jobs: usize) -> Vec<RunResult
 }
 
 /// Prints each run's summary, digest, and for a failure what failed and how to replay it.
-fn print_runs(runs: &[RunResult], out: &mut impl Write) -> anyhow::Result<()> {
+pub(crate) fn print_runs(runs: &[RunResult], out: &mut impl Write) -> anyhow::Result<()> {
     for r in runs {
         writeln!(out, "{}", gauntlet_reports::summary_line(r))?;
         writeln!(out, "  digest: {}", r.digest)?;
@@ -304,7 +309,7 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
         if !strategies.is_empty() {
             f.strategies.clone_from(&strategies);
         } else if f.strategies.len() == 1 {
-            f.strategies = Strategy::ALL.to_vec();
+            f.strategies = Strategy::all();
         }
         f.seeds = vec![args.seed.unwrap_or(f.seeds[0])];
     }

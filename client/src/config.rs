@@ -304,7 +304,12 @@ fn syntax_error(text: &str, e: &serde_json::Error) -> ConfigError {
         .and_then(|section| section.keys().find_map(|k| Some((k.clone(), policy::moved(k)?))));
     let message = match moved {
         Some((old, new)) => format!("gauntlet: `{old}` is now `{new}` (see CHANGELOG.md)"),
-        None => e.to_string(),
+        // serde_json ends its message with the position, which the error already leads with.
+        None => {
+            let text = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            text.strip_suffix(&suffix).map_or(text.clone(), str::to_owned)
+        }
     };
     ConfigError::Syntax { line: e.line(), column: e.column(), message }
 }
@@ -526,7 +531,7 @@ mod tests {
             matches!(&c.servers[1].transport, TransportSpec::Http { url, .. } if url == "http://127.0.0.1:8080/mcp")
         );
         assert_eq!(c.servers[2].call_timeout, Duration::from_millis(250));
-        assert_eq!(c.policy.balancer, gauntlet_core::balance::Strategy::RoundRobin);
+        assert_eq!(c.policy.balancer, gauntlet_core::balance::Strategy::ROUND_ROBIN);
         assert_eq!(c.policy.hedge.and_then(|h| h.after).map(Period::get), Some(Duration::from_millis(50)));
     }
 
@@ -582,7 +587,7 @@ mod tests {
             ),
             (
                 r#"{"mcpServers": {"s": {"command": "x"}}, "gauntlet": {"balancer": "fastest"}}"#,
-                "1:74: unknown variant `fastest`",
+                "1:74: unknown balancer `fastest`; expected one of: round-robin,",
             ),
             (r#"{"mcpServers": {}}"#, "`mcpServers` names no enabled server"),
             (r#"{"mcpServers": "#, "EOF while parsing"),
@@ -600,6 +605,7 @@ mod tests {
         // serde_json points just past the value.
         assert_eq!((line, column), (2, 43));
         assert!(message.starts_with("11 is not in 1..=10"), "{message}");
+        assert!(!message.contains("at line"), "the position is said once: {message}");
     }
 
     #[test]

@@ -457,7 +457,7 @@ mod tests {
     #[test]
     fn comparisons_parse_factors_and_reject_mixed_metrics() {
         let c = Comparison::parse("p2c-peak-ewma.p99 < 0.2 * round-robin.p99").expect("parses");
-        assert_eq!((c.left, c.right, c.factor), (Strategy::P2cPeakEwma, Strategy::RoundRobin, 0.2));
+        assert_eq!((c.left, c.right, c.factor), (Strategy::P2C_PEAK_EWMA, Strategy::ROUND_ROBIN, 0.2));
         assert_eq!(c.metric, Metric::Percentile(99));
         assert!(Comparison::parse("a.p99 < b.p50").is_err());
         assert!(Comparison::parse("a.p99 b.p99").is_err());

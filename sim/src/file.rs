@@ -443,7 +443,7 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
 
 fn strategy_named(loc: &Locator<'_>, path: &[Seg<'_>], name: &str) -> Result<Strategy, FileError> {
     Strategy::from_str(name).map_err(|_| {
-        let all: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+        let all: Vec<&str> = Strategy::all().into_iter().map(Strategy::name).collect();
         loc.hint(path, format!("`{name}` is not a balancing strategy"), format!("one of {}", all.join(", ")))
     })
 }

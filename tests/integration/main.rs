@@ -3,5 +3,6 @@
 mod cli;
 mod client;
 mod everything;
+mod harness;
 mod suite;
 mod support;

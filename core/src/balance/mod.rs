@@ -43,7 +43,9 @@ pub use priority::{DEFAULT_THRESHOLD, Priority};
 pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use slow_start::{REDRAWS as SLOW_START_REDRAWS, SlowStart, SlowStartConfig};
-pub use strategy::{BalancerConfig, Strategy, UnknownStrategy};
+pub use strategy::{
+    BalancerConfig, Factory, MAX_NAME, MAX_REGISTERED, RegisterError, Strategy, UnknownStrategy, register,
+};
 pub use weighted::Weighted;
 
 use crate::fleet::{FleetView, ServerId};

@@ -89,7 +89,8 @@ impl ServerMetrics {
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     servers: Vec<ServerMetrics>,
-    strategy_picks: [u64; Strategy::ALL.len()],
+    /// Picks by strategy, by [`Strategy::index`] (grown once, on a strategy's first pick).
+    strategy_picks: Vec<u64>,
     tier_picks: [u64; MAX_TIERS],
 }
 
@@ -150,14 +151,17 @@ impl Metrics {
     /// A pick by `strategy` from route tier `tier` (0: the tool's own group).
     #[inline]
     pub fn record_pick(&mut self, strategy: Strategy, tier: usize) {
-        let s = Strategy::ALL.iter().position(|&x| x == strategy).unwrap_or(0);
-        self.strategy_picks[s] += 1;
+        let i = strategy.index();
+        if self.strategy_picks.len() <= i {
+            self.strategy_picks.resize(i + 1, 0);
+        }
+        self.strategy_picks[i] += 1;
         self.tier_picks[tier.min(MAX_TIERS - 1)] += 1;
     }
 
     /// Picks made by `strategy`.
     pub fn picks(&self, strategy: Strategy) -> u64 {
-        Strategy::ALL.iter().position(|&x| x == strategy).map_or(0, |i| self.strategy_picks[i])
+        self.strategy_picks.get(strategy.index()).copied().unwrap_or(0)
     }
 
     /// Picks from route tier `tier`; tiers above 0 are fallbacks.
@@ -221,8 +225,8 @@ impl Metrics {
             let _ = writeln!(out, "gauntlet_attempt_latency_seconds_count{{server=\"{server}\"}} {}", s.latency.len());
         }
         counter(&mut out, "gauntlet_picks_total", "Server picks by balancing strategy.");
-        for (i, s) in Strategy::ALL.iter().enumerate() {
-            let _ = writeln!(out, "gauntlet_picks_total{{strategy=\"{s}\"}} {}", self.strategy_picks[i]);
+        for s in Strategy::all() {
+            let _ = writeln!(out, "gauntlet_picks_total{{strategy=\"{}\"}} {}", escape(s.name()), self.picks(s));
         }
         counter(&mut out, "gauntlet_tier_picks_total", "Server picks by route tier; tiers above 0 are fallbacks.");
         for (tier, n) in self.tier_picks.iter().enumerate() {
@@ -267,8 +271,8 @@ mod tests {
         m.record_retry(ServerId(0));
         m.record_hedge(ServerId(0));
         m.record_breaker_rejection(ServerId(1));
-        m.record_pick(Strategy::P2cPeakEwma, 0);
-        m.record_pick(Strategy::P2cPeakEwma, 2);
+        m.record_pick(Strategy::P2C_PEAK_EWMA, 0);
+        m.record_pick(Strategy::P2C_PEAK_EWMA, 2);
         m
     }
 
@@ -280,7 +284,7 @@ mod tests {
         let p99 = a.latency(0.99).unwrap().as_millis();
         assert!((98..=100).contains(&p99), "{p99}");
         assert_eq!(m.server(ServerId(1)).attempts(), 2);
-        assert_eq!(m.picks(Strategy::P2cPeakEwma), 2);
+        assert_eq!(m.picks(Strategy::P2C_PEAK_EWMA), 2);
         assert_eq!(m.tier_picks(2), 1);
     }
 

@@ -115,7 +115,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            balancer: Strategy::P2cPeakEwma,
+            balancer: Strategy::P2C_PEAK_EWMA,
             priority_threshold: Ratio::of(DEFAULT_THRESHOLD),
             peak_ewma: PeakEwmaPolicy::default(),
             slow_start: None,

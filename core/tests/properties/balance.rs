@@ -13,7 +13,7 @@ use crate::fleets::{NOW, build, fleet_cases};
 /// Every built-in policy: each strategy alone, within priority tiers, and with slow start.
 fn all_policies() -> Vec<BalancerConfig> {
     let mut all = Vec::new();
-    for strategy in Strategy::ALL {
+    for strategy in Strategy::BUILT_IN {
         all.push(BalancerConfig::from(strategy));
         all.push(BalancerConfig { priority_threshold: Some(0.7), ..strategy.into() });
         all.push(BalancerConfig { slow_start: Some(SlowStartConfig::default()), ..strategy.into() });

@@ -30,7 +30,7 @@ fn name() -> impl Strategy<Value = String> {
 
 prop_compose! {
     fn policy()(
-        balancer in prop::sample::select(Balancing::ALL.to_vec()),
+        balancer in prop::sample::select(Balancing::BUILT_IN.to_vec()),
         threshold in ratio(),
         slow in prop::option::of((period(), ratio())),
         namespacing in prop::sample::select(vec![Namespacing::Always, Namespacing::OnCollision, Namespacing::PreferPriority, Namespacing::Never]),

@@ -13,7 +13,7 @@ pub(crate) struct Args {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// List the built-in balancing strategies.
+    /// List the balancing strategies: the built-in ones and any this binary registered.
     Strategies,
     /// Show how a strategy spreads picks over a fleet you describe.
     Pick(PickArgs),

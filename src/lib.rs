@@ -1,0 +1,115 @@
+//! `gauntlet`: the command line as a library, so that a user's own binary is the whole CLI
+//! with their strategies in it, and a test harness to run scenarios from their own `cargo test`.
+//!
+//! A binary with a strategy of its own (see `examples/custom-balancer/` in the repository):
+//!
+//! ```no_run
+//! use gauntlet_core::balance::RoundRobin;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let registry = gauntlet::Registry::new().balancer("my-round-robin", "round-robin, mine", || {
+//!         Box::new(RoundRobin::new())
+//!     });
+//!     gauntlet::main_with(registry)
+//! }
+//! ```
+//!
+//! Exit codes: 0 success, 1 a check failed, 2 bad input.
+
+mod args;
+mod bundled;
+pub mod harness;
+mod pick;
+mod probe;
+mod suite;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gauntlet_core::balance::{Balancer, Factory, RegisterError, Strategy};
+
+pub use harness::{Harness, HarnessError, Outcome};
+
+/// A check failed (a call failed, a server is down, a scenario's expectation did not hold).
+const EXIT_FAILED: u8 = 1;
+/// Bad input: the command line or a file the user gave is wrong.
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// The strategies a binary adds to the built-in ones, installed by [`main_with`] or
+/// [`Registry::install`] into the process-wide registry (`gauntlet_core::balance::register`).
+#[derive(Default)]
+pub struct Registry {
+    balancers: Vec<(String, String, Factory)>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.balancers.iter().map(|(name, ..)| name)).finish()
+    }
+}
+
+impl Registry {
+    /// No strategy beyond the built-in ones.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds a balancing strategy: its name (as configs, scenarios and `--strategy` write it), a
+    /// one-line summary (`gauntlet strategies` prints it) and a factory making a fresh balancer.
+    #[must_use]
+    pub fn balancer(
+        mut self,
+        name: &str,
+        summary: &str,
+        factory: impl Fn() -> Box<dyn Balancer + Send> + Send + Sync + 'static,
+    ) -> Registry {
+        self.balancers.push((name.to_owned(), summary.to_owned(), Box::new(factory)));
+        self
+    }
+
+    /// Registers every strategy; returns their handles, in order.
+    pub fn install(self) -> Result<Vec<Strategy>, RegisterError> {
+        self.balancers
+            .into_iter()
+            .map(|(name, summary, factory)| gauntlet_core::balance::register(&name, &summary, factory))
+            .collect()
+    }
+}
+
+/// The `gauntlet` command line with the built-in strategies only.
+pub fn main() -> ExitCode {
+    main_with(Registry::new())
+}
+
+/// The `gauntlet` command line, with `registry`'s strategies beside the built-in ones: every
+/// command (`strategies`, `pick`, `probe`, `suite`, `run`, `compare`, `validate`) accepts their
+/// names.
+pub fn main_with(registry: Registry) -> ExitCode {
+    if let Err(e) = registry.install() {
+        let _ = writeln!(std::io::stderr(), "error: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let args = args::Args::parse();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr();
+    let result = match args.command {
+        args::Command::Strategies => pick::list_strategies(&mut out),
+        args::Command::Pick(raw) => pick::Settings::try_from(raw).and_then(|settings| pick::run(&settings, &mut out)),
+        args::Command::Probe(raw) => probe::Settings::try_from(raw).and_then(|settings| probe::run(settings, &mut out)),
+        args::Command::Suite(args) => suite::suite(&args, &mut out, &mut err),
+        args::Command::Run(args) => suite::run(&args, &mut out, &mut err),
+        args::Command::Compare(args) => suite::compare(&args, &mut out, &mut err),
+        args::Command::Validate(args) => suite::validate(&args, &mut out, &mut err),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = out.flush();
+            let failed =
+                err.downcast_ref::<probe::ProbeFailed>().is_some() || err.downcast_ref::<suite::Failed>().is_some();
+            let _ = writeln!(std::io::stderr(), "{}: {err:#}", if failed { "failed" } else { "error" });
+            ExitCode::from(if failed { EXIT_FAILED } else { EXIT_BAD_INPUT })
+        }
+    }
+}
