@@ -31,7 +31,7 @@ fn peak_rss() -> Option<u64> {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let file = gauntlet_sim::file::parse("benches/scenarios/long-run.toml", LONG_RUN).expect("a valid scenario");
-    let mut long = file.scenario(file.seeds[0], file.strategies[0]);
+    let mut long = file.scenario(file.seeds[0], &file.variants[0]);
     if !full {
         long.duration = Duration::from_secs(2);
     }

@@ -65,9 +65,12 @@ pub(crate) struct RunArgs {
     /// Run this seed only.
     #[arg(long)]
     pub(crate) seed: Option<u64>,
-    /// Run this strategy only.
+    /// Run this strategy only (the file's `[client]` policy with it as the balancer).
     #[arg(long)]
     pub(crate) strategy: Option<String>,
+    /// Run this `[[variant]]` only.
+    #[arg(long)]
+    pub(crate) variant: Option<String>,
     /// Run this many seeds (from the file's seed, or --seed).
     #[arg(long)]
     pub(crate) seeds: Option<u64>,

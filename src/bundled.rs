@@ -3,6 +3,7 @@
 
 /// `(path, text)` of every bundled scenario, sorted by path.
 pub(crate) const BUNDLED: &[(&str, &str)] = &[
+    ("scenarios/breaker-variants.toml", include_str!("../scenarios/breaker-variants.toml")),
     ("scenarios/brownout.toml", include_str!("../scenarios/brownout.toml")),
     ("scenarios/byzantine-minority.toml", include_str!("../scenarios/byzantine-minority.toml")),
     ("scenarios/crash-restart.toml", include_str!("../scenarios/crash-restart.toml")),

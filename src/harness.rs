@@ -80,9 +80,10 @@ impl Harness {
         Harness { strategy: None, seeds: None, jobs: std::thread::available_parallelism().map_or(1, usize::from) }
     }
 
-    /// Runs every scenario under `strategy` instead of its matrix, as `gauntlet run --strategy`
-    /// does, with the strategies its comparisons against `strategy` need; comparisons between
-    /// other strategies do not apply to it and are not run.
+    /// Runs every scenario under `strategy` instead of its matrix or variants (the `[client]`
+    /// policy with `strategy` as the balancer), as `gauntlet run --strategy` does, with the
+    /// strategies its comparisons against `strategy` need; comparisons between other runs do not
+    /// apply to it and are not run.
     #[must_use]
     pub fn strategy(mut self, strategy: Strategy) -> Harness {
         self.strategy = Some(strategy);
@@ -123,7 +124,12 @@ impl Harness {
                 *f = f.clone().with_seeds(n);
             }
             if let Some(s) = self.strategy {
-                f.strategies = f.expect.needed_with(s);
+                if f.has_named_variants() {
+                    // Its variants name their own strategies: the `[client]` policy with `s`.
+                    f.variants = vec![f.variant_for(s)];
+                } else {
+                    f.select_strategy(s);
+                }
             }
         }
         let runs = suite::execute(&files, &suite::units(&files), self.jobs);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, bail};
 use gauntlet_core::balance::Strategy;
 use gauntlet_reports::{RunResult, Verdict};
-use gauntlet_sim::file::{self, ScenarioFile};
+use gauntlet_sim::file::{self, ScenarioFile, Variant};
 
 use crate::args::{CompareArgs, OutputArgs, RunArgs, SuiteArgs, ValidateArgs};
 use crate::bundled::BUNDLED;
@@ -131,12 +131,12 @@ fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
     }
 }
 
-/// One unit of work: a file's scenario for one seed, under each of `strategies`.
+/// One unit of work: a file's scenario for one seed, under each of `variants`.
 #[derive(Clone, Debug)]
 pub(crate) struct Unit {
     pub(crate) file: usize,
     pub(crate) seed: u64,
-    pub(crate) strategies: Vec<Strategy>,
+    pub(crate) variants: Vec<Variant>,
 }
 
 /// Every unit of `files`, in file then seed order.
@@ -144,7 +144,7 @@ pub(crate) fn units(files: &[ScenarioFile]) -> Vec<Unit> {
     files
         .iter()
         .enumerate()
-        .flat_map(|(i, f)| f.seeds.iter().map(move |&seed| Unit { file: i, seed, strategies: f.strategies.clone() }))
+        .flat_map(|(i, f)| f.seeds.iter().map(move |&seed| Unit { file: i, seed, variants: f.variants.clone() }))
         .collect()
 }
 
@@ -153,14 +153,14 @@ pub(crate) fn shard(units: Vec<Unit>, k: usize, n: usize) -> Vec<Unit> {
     units.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, u)| u).collect()
 }
 
-/// Runs one unit: each strategy, then its expectations and comparisons.
+/// Runs one unit: each variant, then its expectations and comparisons.
 pub(crate) fn run_unit(f: &ScenarioFile, unit: &Unit) -> Vec<RunResult> {
-    f.run_seed(unit.seed, &unit.strategies)
+    f.run_seed(unit.seed, &unit.variants)
 }
 
 /// Runs `units` on `jobs` threads, with a progress bar on a terminal; results in unit order.
 pub(crate) fn execute(files: &[ScenarioFile], units: &[Unit], jobs: usize) -> Vec<RunResult> {
-    let total_runs: usize = units.iter().map(|u| u.strategies.len()).sum();
+    let total_runs: usize = units.iter().map(|u| u.variants.len()).sum();
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(total_runs as u64)
     } else {
@@ -208,7 +208,7 @@ fn write_outputs(runs: &[RunResult], title: &str, output: &OutputArgs) -> anyhow
     if let Some(dir) = &output.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for r in runs {
-            let path = dir.join(format!("{}.{}.seed-{}.json", r.scenario, r.strategy, r.seed));
+            let path = dir.join(format!("{}.{}.seed-{}.json", r.scenario, r.key(), r.seed));
             std::fs::write(&path, gauntlet_reports::json(r)).with_context(|| format!("writing {}", path.display()))?;
         }
         let path = dir.join("summary.md");
@@ -282,10 +282,22 @@ pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) ->
     if let Some(n) = args.seeds {
         f = f.with_seeds(n);
     }
+    if let (Some(_), Some(_)) = (&args.strategy, &args.variant) {
+        bail!("--strategy and --variant: give one (a variant names its own strategy)");
+    }
+    if let Some(v) = &args.variant
+        && !f.select_variant(v)
+    {
+        let names: Vec<&str> = f.variants.iter().map(|v| v.name.as_str()).collect();
+        bail!("--variant {v}: {} has no variant `{v}`; it runs {}", f.file, names.join(", "));
+    }
     if let Some(s) = &args.strategy {
         let strategy = checked_strategy(s)?;
-        if !f.expect.compare.is_empty() && !f.strategies.contains(&strategy) {
-            let matrix: Vec<&str> = f.strategies.iter().map(|s| s.name()).collect();
+        if f.has_named_variants() {
+            bail!("--strategy {s}: {} runs [[variant]]s; choose one with --variant", f.file);
+        }
+        if !f.expect.compare.is_empty() && !f.variants.iter().any(|v| v.name == strategy.name()) {
+            let matrix: Vec<&str> = f.variants.iter().map(|v| v.name.as_str()).collect();
             bail!(
                 "--strategy {s}: {} compares the strategies of its matrix ({}); {s} is not one of them, so its comparisons could not run",
                 f.file,
@@ -293,7 +305,7 @@ pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) ->
             );
         }
         // With the strategies its comparisons need, so that a comparison replays too.
-        f.strategies = f.expect.needed_with(strategy);
+        f.select_strategy(strategy);
     }
     let files = [f];
     let title = format!("Gauntlet run: {}", files[0].scenario.name);
@@ -306,10 +318,14 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
         args.strategies.iter().map(|s| checked_strategy(s)).collect::<anyhow::Result<_>>()?;
     let mut files = load(&args.files, err)?;
     for f in &mut files {
-        if !strategies.is_empty() {
-            f.strategies.clone_from(&strategies);
-        } else if f.strategies.len() == 1 {
-            f.strategies = Strategy::all();
+        if f.has_named_variants() {
+            if !strategies.is_empty() {
+                bail!("--strategies: {} runs [[variant]]s, which name their own strategies", f.file);
+            }
+        } else if !strategies.is_empty() {
+            f.variants = strategies.iter().map(|&s| f.variant_for(s)).collect();
+        } else if f.variants.len() == 1 {
+            f.variants = Strategy::all().into_iter().map(|s| f.variant_for(s)).collect();
         }
         f.seeds = vec![args.seed.unwrap_or(f.seeds[0])];
     }
@@ -326,7 +342,7 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
             writeln!(
                 out,
                 "{:<20} {:>8} {:>8.3}% {:>5} {:>9} {:>9} {:>9} {:>8.3} {:>9}  {}",
-                r.strategy,
+                r.label(),
                 r.calls.total,
                 r.calls.success_rate() * 100.0,
                 r.calls.lost,
@@ -342,7 +358,7 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
     }
     let failed: Vec<&RunResult> = runs.iter().filter(|r| r.verdict == Verdict::Fail).collect();
     for r in &failed {
-        writeln!(out, "{} [{}]:", r.scenario, r.strategy)?;
+        writeln!(out, "{} [{}]:", r.scenario, r.label())?;
         print_failure(r, out)?;
     }
     write_outputs(&runs, "Gauntlet compare", &args.output)?;
@@ -381,7 +397,7 @@ fn print_failure(r: &RunResult, out: &mut impl Write) -> anyhow::Result<()> {
 pub(crate) fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
     let files = load(&args.paths, err)?;
     for f in &files {
-        let runs = f.seeds.len() * f.strategies.len();
+        let runs = f.seeds.len() * f.variants.len();
         writeln!(out, "ok: {}: {} ({runs} runs)", f.file, f.scenario.name)?;
     }
     Ok(())
@@ -393,7 +409,7 @@ mod tests {
 
     #[test]
     fn shards_cover_every_unit_exactly_once() {
-        let units: Vec<Unit> = (0..23).map(|i| Unit { file: i / 3, seed: i as u64, strategies: Vec::new() }).collect();
+        let units: Vec<Unit> = (0..23).map(|i| Unit { file: i / 3, seed: i as u64, variants: Vec::new() }).collect();
         for n in 1..=7 {
             let mut seen: Vec<(usize, u64)> =
                 (1..=n).flat_map(|k| shard(units.clone(), k, n)).map(|u| (u.file, u.seed)).collect();

@@ -31,7 +31,7 @@ pub fn junit(name: &str, runs: &[RunResult]) -> String {
                 status
             }
         };
-        let mut case = TestCase::new(format!("{} [{}] seed {}", run.scenario, run.strategy, run.seed), status);
+        let mut case = TestCase::new(format!("{} [{}] seed {}", run.scenario, run.label(), run.seed), status);
         case.set_classname(format!("gauntlet.{}", run.scenario));
         case.set_system_out(format!(
             "digest: {}\ncalls: {} ok {} failed {} lost {}\n",

@@ -16,7 +16,7 @@ pub fn summary_line(run: &RunResult) -> String {
     format!(
         "{verdict} {} [{}] seed {}: {} calls, {} ok, {} failed, {} lost; p50 {} p99 {}; retry x{:.2}{recovery}{wrong}",
         run.scenario,
-        run.strategy,
+        run.label(),
         run.seed,
         run.calls.total,
         run.calls.ok,
@@ -44,7 +44,7 @@ pub fn markdown(title: &str, runs: &[RunResult]) -> String {
             out,
             "| {mark} | {} | {} | {} | {} | {:.2} % | {} | {} | {} | {:.2} | {} | `{}` |",
             r.scenario,
-            r.strategy,
+            r.label(),
             r.seed,
             r.calls.total,
             r.calls.success_rate() * 100.0,
@@ -60,7 +60,7 @@ pub fn markdown(title: &str, runs: &[RunResult]) -> String {
     if !failed.is_empty() {
         out.push_str("\n### Failures\n");
         for r in failed {
-            let _ = writeln!(out, "\n**{}** [{}] seed {}", r.scenario, r.strategy, r.seed);
+            let _ = writeln!(out, "\n**{}** [{}] seed {}", r.scenario, r.label(), r.seed);
             for v in &r.violations {
                 let _ = writeln!(out, "- violation: {v}");
             }
@@ -99,7 +99,7 @@ pub fn comparison(title: &str, preamble: &str, runs: &[RunResult]) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.2} % | {} | {} | {} | {:.3} | {} | {} | {} |",
-                r.strategy,
+                r.label(),
                 r.seed,
                 r.calls.success_rate() * 100.0,
                 ms(r.latency.p50),

@@ -281,6 +281,11 @@ pub struct RunResult {
     pub seed: u64,
     /// The balancing strategy of this run.
     pub strategy: String,
+    /// The variant of the scenario's policy this run is: a `[[variant]]`'s name, or the
+    /// strategy's for a `[matrix]` of balancers and for a file with neither (empty in results
+    /// written before variants existed).
+    #[serde(default)]
+    pub variant: String,
     /// The run's digest: the hash of its event log.
     pub digest: String,
     /// Pass or fail.
@@ -319,10 +324,30 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl RunResult {
+    /// Whether the run is a `[[variant]]` (named apart from its strategy).
+    pub fn is_named_variant(&self) -> bool {
+        !self.variant.is_empty() && self.variant != self.strategy
+    }
+
+    /// How the run is named: its strategy, or its variant and the variant's strategy.
+    pub fn label(&self) -> String {
+        if self.is_named_variant() { format!("{}: {}", self.variant, self.strategy) } else { self.strategy.clone() }
+    }
+
+    /// The name that tells it apart from the file's other runs of a seed: its variant's, or its
+    /// strategy's.
+    pub fn key(&self) -> &str {
+        if self.variant.is_empty() { &self.strategy } else { &self.variant }
+    }
+
     /// The command that replays this run.
     pub fn reproduce(&self) -> String {
         let file = if self.file.is_empty() { "<scenario.toml>" } else { &self.file };
-        format!("gauntlet run {file} --seed {} --strategy {}", self.seed, self.strategy)
+        if self.is_named_variant() {
+            format!("gauntlet run {file} --seed {} --variant {}", self.seed, self.variant)
+        } else {
+            format!("gauntlet run {file} --seed {} --strategy {}", self.seed, self.strategy)
+        }
     }
 
     /// The expectations that failed.

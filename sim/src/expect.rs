@@ -1,13 +1,12 @@
 //! Expectations of a scenario file, checked against the results of its runs.
 //!
 //! A bound is written `"<op> <value>"` (`">= 0.999"`, `"<= 250ms"`); a comparison between
-//! strategies of the scenario's matrix is written `"<a>.<metric> <op> [<factor> *] <b>.<metric>"`
-//! (`"p2c-peak-ewma.p99 < 0.5 * round-robin.p99"`).
+//! runs of the scenario (strategies of its matrix, or its variants) is written
+//! `"<a>.<metric> <op> [<factor> *] <b>.<metric>"` (`"p2c-peak-ewma.p99 < 0.5 * round-robin.p99"`).
 
 use std::fmt;
 use std::time::Duration;
 
-use gauntlet_core::balance::Strategy;
 use gauntlet_reports::{Expectation, Latency, RunResult};
 
 /// A comparison operator.
@@ -261,16 +260,16 @@ fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
 /// world and seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
-    /// The left strategy.
-    pub left: Strategy,
+    /// The left run: a strategy of the matrix, or a variant, by name.
+    pub left: String,
     /// The metric compared.
     pub metric: Metric,
     /// The operator.
     pub op: Op,
     /// The factor applied to the right side.
     pub factor: f64,
-    /// The right strategy.
-    pub right: Strategy,
+    /// The right run, by name.
+    pub right: String,
     /// As written.
     pub text: String,
 }
@@ -278,7 +277,7 @@ pub struct Comparison {
 impl Comparison {
     /// Parses `"a.metric op [factor *] b.metric"`.
     pub fn parse(text: &str) -> Result<Comparison, String> {
-        let shape = || format!("`{text}` is not `<strategy>.<metric> <op> [<factor> *] <strategy>.<metric>`");
+        let shape = || format!("`{text}` is not `<run>.<metric> <op> [<factor> *] <run>.<metric>`");
         let split = text.find(['<', '>', '=']).ok_or_else(shape)?;
         let (lhs, rest) = text.split_at(split);
         let (op, rhs) = Op::parse(rest).ok_or_else(shape)?;
@@ -286,13 +285,13 @@ impl Comparison {
             Some((f, r)) => (f.trim().parse::<f64>().map_err(|_| format!("`{}` is not a factor", f.trim()))?, r),
             None => (1.0, rhs),
         };
-        let side = |s: &str| -> Result<(Strategy, Metric), String> {
-            let (strategy, metric) = s.trim().rsplit_once('.').ok_or_else(shape)?;
+        let side = |s: &str| -> Result<(String, Metric), String> {
+            let (run, metric) = s.trim().rsplit_once('.').ok_or_else(shape)?;
             let metric = Metric::parse(metric).ok_or_else(|| format!("`{metric}` is not a metric ({METRICS})"))?;
-            let strategy = strategy
-                .parse::<Strategy>()
-                .map_err(|_| format!("`{strategy}` in `{text}` is not a balancing strategy"))?;
-            Ok((strategy, metric))
+            if run.is_empty() {
+                return Err(shape());
+            }
+            Ok((run.to_owned(), metric))
         };
         let (left, metric) = side(lhs)?;
         let (right, right_metric) = side(rhs)?;
@@ -339,7 +338,7 @@ pub struct Expectations {
     pub run: Bounds,
     /// Bounds per named phase.
     pub phases: Vec<(String, Bounds)>,
-    /// Comparisons between strategies.
+    /// Comparisons between runs (strategies of the matrix, or variants).
     pub compare: Vec<Comparison>,
 }
 
@@ -353,13 +352,13 @@ fn check_bound(name: String, metric: Metric, bound: &Bound, measured: Option<f64
 }
 
 impl Expectations {
-    /// `strategy`, and the strategies it must be compared against: what replaying one
-    /// strategy's run needs.
-    pub fn needed_with(&self, strategy: Strategy) -> Vec<Strategy> {
-        let mut out = vec![strategy];
-        for c in self.compare.iter().filter(|c| c.left == strategy) {
+    /// The run named `name` (a strategy of the matrix, or a variant), and the runs it must be
+    /// compared against: what replaying one run needs.
+    pub fn needed_with(&self, name: &str) -> Vec<String> {
+        let mut out = vec![name.to_owned()];
+        for c in self.compare.iter().filter(|c| c.left == name) {
             if !out.contains(&c.right) {
-                out.push(c.right);
+                out.push(c.right.clone());
             }
         }
         out
@@ -391,16 +390,16 @@ impl Expectations {
         out
     }
 
-    /// Checks the comparisons whose left side is `strategy`, given the runs of the strategies
-    /// run on the same world and seed (comparisons with a strategy not run are left out).
-    pub fn compare(&self, strategy: Strategy, runs: &[&RunResult]) -> Vec<Expectation> {
-        let of = |s: Strategy| runs.iter().find(|r| r.strategy == s.name());
+    /// Checks the comparisons whose left side is the run `name`, given the runs made on the
+    /// same world and seed (comparisons with a run not made are left out).
+    pub fn compare(&self, name: &str, runs: &[&RunResult]) -> Vec<Expectation> {
+        let of = |n: &str| runs.iter().find(|r| r.key() == n);
         self.compare
             .iter()
-            .filter(|c| c.left == strategy && of(c.right).is_some())
+            .filter(|c| c.left == name && of(&c.right).is_some())
             .map(|c| {
-                let left = of(c.left).and_then(|r| c.metric.measure(r));
-                let right = of(c.right).and_then(|r| c.metric.measure(r));
+                let left = of(&c.left).and_then(|r| c.metric.measure(r));
+                let right = of(&c.right).and_then(|r| c.metric.measure(r));
                 let pass = matches!((left, right), (Some(l), Some(r)) if c.op.holds(l, c.factor * r));
                 Expectation {
                     name: format!("{}.{} vs {}", c.left, c.metric, c.right),
@@ -457,7 +456,7 @@ mod tests {
     #[test]
     fn comparisons_parse_factors_and_reject_mixed_metrics() {
         let c = Comparison::parse("p2c-peak-ewma.p99 < 0.2 * round-robin.p99").expect("parses");
-        assert_eq!((c.left, c.right, c.factor), (Strategy::P2C_PEAK_EWMA, Strategy::ROUND_ROBIN, 0.2));
+        assert_eq!((c.left.as_str(), c.right.as_str(), c.factor), ("p2c-peak-ewma", "round-robin", 0.2));
         assert_eq!(c.metric, Metric::Percentile(99));
         assert!(Comparison::parse("a.p99 < b.p50").is_err());
         assert!(Comparison::parse("a.p99 b.p99").is_err());

@@ -60,19 +60,76 @@ pub struct ScenarioFile {
     pub scenario: Scenario,
     /// The seeds to run.
     pub seeds: Vec<u64>,
-    /// The strategies to run (the matrix, or the policy's one).
-    pub strategies: Vec<Strategy>,
+    /// The policies to run, each on the same world: the `[matrix]`'s strategies, the
+    /// `[[variant]]`s, or the `[client]` policy alone.
+    pub variants: Vec<Variant>,
     /// What must hold.
     pub expect: Expectations,
 }
 
+/// One policy a scenario file runs. Every variant of a file runs the same world: the same
+/// seed, fleet, faults and arrivals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    /// Its name: a `[[variant]]`'s own, or the strategy's (a `[matrix]` of balancers, or the
+    /// `[client]` policy alone). Comparisons, `--variant`, reproduce lines and results name it.
+    pub name: String,
+    /// The client's policy: the `[client]` table with the variant's keys over it.
+    pub policy: Policy,
+}
+
+impl Variant {
+    /// Whether it is a `[[variant]]`, named apart from its strategy.
+    pub fn is_named(&self) -> bool {
+        self.name != self.policy.balancer.name()
+    }
+}
+
+/// The most variants a file may run.
+pub const MAX_VARIANTS: usize = 64;
+
 impl ScenarioFile {
-    /// The scenario for one seed and strategy.
-    pub fn scenario(&self, seed: u64, strategy: Strategy) -> Scenario {
+    /// The scenario for one seed and variant.
+    pub fn scenario(&self, seed: u64, variant: &Variant) -> Scenario {
         let mut s = self.scenario.clone();
         s.seed = seed;
-        s.policy.balancer = strategy;
+        s.policy = variant.policy.clone();
         s
+    }
+
+    /// The `[client]` policy with `strategy` as its balancer, named after it: what
+    /// `--strategy` runs.
+    pub fn variant_for(&self, strategy: Strategy) -> Variant {
+        Variant {
+            name: strategy.name().to_owned(),
+            policy: Policy { balancer: strategy, ..self.scenario.policy.clone() },
+        }
+    }
+
+    /// Whether the file runs `[[variant]]`s.
+    pub fn has_named_variants(&self) -> bool {
+        self.variants.iter().any(Variant::is_named)
+    }
+
+    /// Runs `strategy` only (the `[client]` policy with it as the balancer), with the runs its
+    /// comparisons need, as `gauntlet run --strategy` does.
+    pub fn select_strategy(&mut self, strategy: Strategy) {
+        let needed = self.expect.needed_with(strategy.name());
+        self.variants = needed
+            .iter()
+            .map(|n| self.variants.iter().find(|v| v.name == *n).cloned().unwrap_or_else(|| self.variant_for(strategy)))
+            .collect();
+    }
+
+    /// Runs the variant `name` only, with the runs its comparisons need; `false` if there is
+    /// no such variant.
+    pub fn select_variant(&mut self, name: &str) -> bool {
+        if !self.variants.iter().any(|v| v.name == name) {
+            return false;
+        }
+        let needed = self.expect.needed_with(name);
+        self.variants.retain(|v| needed.contains(&v.name));
+        true
     }
 
     /// `count` seeds from the file's first.
@@ -100,6 +157,8 @@ struct RawFile {
     #[serde(default)]
     client: Policy,
     matrix: Option<RawMatrix>,
+    #[serde(default)]
+    variant: Vec<toml::Table>,
     workload: RawWorkload,
     #[serde(default)]
     phase: Vec<RawPhase>,
@@ -393,24 +452,7 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
         None => vec![seed],
     };
     client(loc, &raw.client, &fleet)?;
-    let strategies = match &raw.matrix {
-        None => vec![raw.client.balancer],
-        Some(m) => {
-            if m.balancer.is_empty() {
-                return Err(loc.at(&[Key("matrix"), Key("balancer")], "the matrix names no strategy"));
-            }
-            let mut out: Vec<Strategy> = Vec::new();
-            for (i, b) in m.balancer.iter().enumerate() {
-                let path = [Key("matrix"), Key("balancer"), Index(i)];
-                let s = strategy_named(loc, &path, b)?;
-                if out.contains(&s) {
-                    return Err(loc.at(&path, format!("`{b}` is in the matrix twice")));
-                }
-                out.push(s);
-            }
-            out
-        }
-    };
+    let variants = variants(loc, raw, &fleet)?;
     let mut scenario = Scenario::new(&raw.name, seed, duration, fleet, workload(loc, &raw.workload)?);
     scenario.tick = tick;
     scenario.policy = raw.client.clone();
@@ -430,15 +472,143 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
     }
     scenario.faults = faults(loc, &raw.fault, &scenario)?;
     scenario.phases = phases(loc, &raw.phase, duration)?;
-    let expect = expectations(loc, &raw.expect, &scenario, &strategies)?;
+    let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
+    let expect = expectations(loc, &raw.expect, &scenario, &names)?;
     Ok(ScenarioFile {
         file: loc.file.to_owned(),
         description: raw.description.trim().to_owned(),
         scenario,
         seeds,
-        strategies,
+        variants,
         expect,
     })
+}
+
+/// The runs of a file: its `[matrix]`'s strategies, its `[[variant]]`s, or its `[client]` alone.
+fn variants(loc: &Locator<'_>, raw: &RawFile, fleet: &[ServerGroup]) -> Result<Vec<Variant>, FileError> {
+    let base = &raw.client;
+    if let Some(m) = &raw.matrix {
+        if !raw.variant.is_empty() {
+            return Err(loc.hint(
+                &[Key("variant"), Index(0), Key("name")],
+                "a file runs a `[matrix]` of balancers or `[[variant]]`s, not both",
+                "give each variant the `balancer` it should run",
+            ));
+        }
+        if m.balancer.is_empty() {
+            return Err(loc.at(&[Key("matrix"), Key("balancer")], "the matrix names no strategy"));
+        }
+        let mut out: Vec<Variant> = Vec::new();
+        for (i, b) in m.balancer.iter().enumerate() {
+            let path = [Key("matrix"), Key("balancer"), Index(i)];
+            let s = strategy_named(loc, &path, b)?;
+            if out.iter().any(|v| v.policy.balancer == s) {
+                return Err(loc.at(&path, format!("`{b}` is in the matrix twice")));
+            }
+            out.push(Variant { name: s.name().to_owned(), policy: Policy { balancer: s, ..base.clone() } });
+        }
+        return Ok(out);
+    }
+    if raw.variant.is_empty() {
+        return Ok(vec![Variant { name: base.balancer.name().to_owned(), policy: base.clone() }]);
+    }
+    if raw.variant.len() > MAX_VARIANTS {
+        return Err(loc.at(&[Key("variant"), Index(MAX_VARIANTS)], format!("more than {MAX_VARIANTS} variants")));
+    }
+    // The `[client]` table as written, under each variant's keys.
+    let client: toml::Table = toml::from_str::<toml::Table>(loc.text)
+        .ok()
+        .and_then(|t| t.get("client").and_then(toml::Value::as_table).cloned())
+        .unwrap_or_default();
+    let mut out: Vec<Variant> = Vec::new();
+    for (i, table) in raw.variant.iter().enumerate() {
+        let at = |key: &'static str| [Key("variant"), Index(i), Key(key)];
+        let Some(name) = table.get("name").and_then(toml::Value::as_str) else {
+            let first = table.keys().next().map_or("name", String::as_str);
+            let path = [Key("variant"), Index(i), Key(first)];
+            return Err(loc.hint(
+                &path,
+                "a variant needs a `name`",
+                "name = \"fast-breaker\", then the policy keys it changes",
+            ));
+        };
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(loc.hint(
+                &at("name"),
+                format!("`{name}` is not a variant name"),
+                "use 1 to 64 characters of a-z, 0-9 and -, starting with a letter",
+            ));
+        }
+        if out.iter().any(|v| v.name == name) {
+            return Err(loc.at(&at("name"), format!("two variants are named `{name}`")));
+        }
+        let mut overrides = table.clone();
+        overrides.remove("name");
+        for key in ["seed", "deadline"] {
+            if overrides.contains_key(key) {
+                let path = [Key("variant"), Index(i), Key(key)];
+                return Err(loc.at(&path, format!("`variant.{key}` is not used in a scenario: the scenario's own is")));
+            }
+        }
+        // Each key alone first, so that an error points at the key or value that is wrong.
+        if let Some((keys, message)) = first_bad(&[], &overrides) {
+            let mut path = vec![Key("variant"), Index(i)];
+            path.extend(keys.iter().map(|k| Key(k.as_str())));
+            return Err(loc.hint(
+                &path,
+                format!("`{}`: {message}", keys.join(".")),
+                "a variant takes the keys of `[client]` (docs/policy.md)",
+            ));
+        }
+        let policy = toml::Value::Table(merged(client.clone(), overrides))
+            .try_into::<Policy>()
+            .map_err(|e| loc.at(&at("name"), format!("variant `{name}`: {}", e.message().trim())))?;
+        check_policy(loc, &policy, fleet, &[Key("variant"), Index(i)])?;
+        out.push(Variant { name: name.to_owned(), policy });
+    }
+    Ok(out)
+}
+
+/// The first key of `table` (under the policy keys `prefix`) that a policy refuses on its own,
+/// as deep as the refusal goes, with the refusal.
+fn first_bad(prefix: &[String], table: &toml::Table) -> Option<(Vec<String>, String)> {
+    for (key, value) in table {
+        let mut keys = prefix.to_vec();
+        keys.push(key.clone());
+        let alone = keys
+            .iter()
+            .rev()
+            .fold(value.clone(), |inner, k| toml::Value::Table(toml::Table::from_iter([(k.clone(), inner)])));
+        if let Err(e) = alone.try_into::<Policy>() {
+            if let toml::Value::Table(inner) = value
+                && let Some(deeper) = first_bad(&keys, inner)
+            {
+                return Some(deeper);
+            }
+            return Some((keys, e.message().trim().replace('\n', " ")));
+        }
+    }
+    None
+}
+
+/// `over`'s keys over `base`'s: tables merge key by key, any other value replaces.
+fn merged(mut base: toml::Table, over: toml::Table) -> toml::Table {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
+                let inner = std::mem::take(b);
+                *b = merged(inner, o);
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+    base
 }
 
 fn strategy_named(loc: &Locator<'_>, path: &[Seg<'_>], name: &str) -> Result<Strategy, FileError> {
@@ -601,18 +771,32 @@ fn client(loc: &Locator<'_>, policy: &Policy, fleet: &[ServerGroup]) -> Result<(
             return Err(loc.at(&[Key("client"), Key(key)], format!("`client.{key}` is not used in a scenario: {why}")));
         }
     }
+    check_policy(loc, policy, fleet, &[Key("client")])
+}
+
+/// Cross-key rules of a policy written at `at` (`[client]`, or a variant whose keys are over it).
+fn check_policy(loc: &Locator<'_>, policy: &Policy, fleet: &[ServerGroup], at: &[Seg<'_>]) -> Result<(), FileError> {
+    let table = match at.first() {
+        Some(Key(k)) if *k == "client" => "client",
+        _ => "variant",
+    };
     policy.check().map_err(|e| {
         let path = policy_path(&e.path);
-        let mut full = vec![Key("client")];
+        let mut full = at.to_vec();
         full.extend(path.iter().copied());
-        loc.at(&full, format!("`client.{}` {}", e.path, e.message))
+        // A rule broken by a key the variant inherits points at the variant.
+        let full = if loc.span(&full).is_some() { full } else { at.to_vec() };
+        loc.at(&full, format!("`{table}.{}` {}", e.path, e.message))
     })?;
     let sets: Vec<&str> = fleet.iter().map(ServerGroup::replica_set).collect();
     for (i, f) in policy.fallbacks.iter().enumerate() {
         for (key, name) in std::iter::once(("group", &f.group)).chain(f.then.iter().map(|g| ("then", g))) {
             if !sets.contains(&name.as_str()) {
+                let mut full = at.to_vec();
+                full.extend([Key("fallbacks"), Index(i), Key(key)]);
+                let full = if loc.span(&full).is_some() { full } else { at.to_vec() };
                 return Err(loc.hint(
-                    &[Key("client"), Key("fallbacks"), Index(i), Key(key)],
+                    &full,
                     format!("no group of the fleet is named `{name}`"),
                     format!("the fleet's groups (replica sets) are {}", sets.join(", ")),
                 ));
@@ -920,12 +1104,7 @@ fn bounds<'a>(
     Ok(b)
 }
 
-fn expectations(
-    loc: &Locator<'_>,
-    e: &RawExpect,
-    s: &Scenario,
-    strategies: &[Strategy],
-) -> Result<Expectations, FileError> {
+fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String]) -> Result<Expectations, FileError> {
     let base = [Key("expect")];
     let run = bounds(
         loc,
@@ -983,16 +1162,16 @@ fn expectations(
         let path = [Key("expect"), Key("compare"), Index(i)];
         let c = Comparison::parse(text).map_err(|m| loc.hint(&path, m, format!("metrics: {METRICS}")))?;
         for side in [&c.left, &c.right] {
-            if !strategies.contains(side) {
+            if !runs.contains(side) {
                 return Err(loc.hint(
                     &path,
-                    format!("`{side}` is not in the matrix"),
-                    format!("the matrix runs {}", strategies.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")),
+                    format!("`{side}` is not in the matrix or a variant"),
+                    format!("the file runs {}", runs.join(", ")),
                 ));
             }
         }
         if c.left == c.right {
-            return Err(loc.at(&path, "a comparison needs two strategies"));
+            return Err(loc.at(&path, "a comparison needs two runs"));
         }
         compare.push(c);
     }

@@ -503,6 +503,7 @@ pub fn summarize(report: &RunReport) -> RunResult {
         file: String::new(),
         seed: report.seed,
         strategy: report.strategy.clone(),
+        variant: report.strategy.clone(),
         digest: report.digest.clone(),
         verdict,
         calls: f.calls,

@@ -151,9 +151,9 @@ fn accepted(f: &ScenarioFile) -> Result<(), TestCaseError> {
     let servers: u64 = s.fleet.iter().map(|g| u64::from(g.count)).sum();
     prop_assert!((1..=u64::from(MAX_SERVERS)).contains(&servers), "{servers} servers");
     prop_assert!(s.faults.len() <= MAX_FAULTS);
-    prop_assert!(!f.seeds.is_empty() && !f.strategies.is_empty());
-    for &strategy in &f.strategies {
-        let config = gauntlet_sim::world::client_config(&f.scenario(f.seeds[0], strategy));
+    prop_assert!(!f.seeds.is_empty() && !f.variants.is_empty());
+    for variant in &f.variants {
+        let config = gauntlet_sim::world::client_config(&f.scenario(f.seeds[0], variant));
         let entries: Vec<ServerEntry> = config
             .servers
             .iter()

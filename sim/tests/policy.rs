@@ -39,7 +39,7 @@ deadline = "2s"
 
 fn run(text: &str) -> RunReport {
     let file = gauntlet_sim::file::parse("policy-test.toml", text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let mut scenario = file.scenario(file.seeds[0], file.strategies[0]);
+    let mut scenario = file.scenario(file.seeds[0], &file.variants[0]);
     scenario.keep_calls = true;
     gauntlet_sim::run(&scenario).expect("runs")
 }
@@ -279,7 +279,7 @@ fn recovery_from_a_fault_that_never_heals_in_the_run_is_not_measured_and_its_bou
         "[[fault]]\nat = \"4s\"\nfor = \"10s\"\nkind = \"partition\"\ntarget = \"search-0\"\n\n[expect]\nrecovery = \"<= 5s\"",
     );
     let file = gauntlet_sim::file::parse("never-heals.toml", &text).expect("valid");
-    let results = file.run_seed(file.seeds[0], &file.strategies);
+    let results = file.run_seed(file.seeds[0], &file.variants);
     let r = &results[0];
     assert_eq!(r.recovery_ms, None);
     let recovery = r.expectations.iter().find(|e| e.name == "recovery").expect("checked");

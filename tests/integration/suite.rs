@@ -179,6 +179,44 @@ fn the_reproduce_command_replays_a_strategy_with_what_its_comparisons_need_and_t
 }
 
 #[test]
+fn each_of_three_policy_variants_replays_by_its_reproduce_line_to_the_same_digest() {
+    let dir = scratch("variants");
+    let all = gauntlet(&["run", "scenarios/breaker-variants.toml", "--out", dir.to_str().expect("utf-8")]);
+    assert!(all.status.success(), "{}", text(&all.stdout));
+    let runs = results(&dir);
+    let variants: Vec<&str> = runs.values().filter_map(|r| r["variant"].as_str()).collect();
+    assert_eq!(variants.len(), 3, "{variants:?}");
+    let digests: Vec<&str> = runs.values().filter_map(|r| r["digest"].as_str()).collect();
+    assert!(digests.iter().collect::<std::collections::BTreeSet<_>>().len() == 3, "the variants ran differently");
+    for r in runs.values() {
+        let (variant, seed) = (r["variant"].as_str().expect("a variant"), r["seed"].as_u64().expect("a seed"));
+        assert_eq!(r["strategy"], "round-robin", "a variant keeps the [client] balancer");
+        // What the reproduce line says, run on its own.
+        let seed = seed.to_string();
+        let one = gauntlet(&["run", "scenarios/breaker-variants.toml", "--seed", &seed, "--variant", variant]);
+        assert!(one.status.success(), "{}", text(&one.stdout));
+        let out = text(&one.stdout);
+        let mut lines = out.lines();
+        lines
+            .find(|l| l.contains(&format!("[{variant}: round-robin] seed {seed}:")))
+            .unwrap_or_else(|| panic!("{out}"));
+        let digest = lines.next().and_then(|l| l.trim().strip_prefix("digest: ")).expect("a digest line");
+        assert_eq!(Some(digest), r["digest"].as_str(), "{variant} replayed differently");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_variant_that_does_not_exist_or_a_strategy_on_a_file_of_variants_is_refused_with_exit_2() {
+    let unknown = gauntlet(&["run", "scenarios/breaker-variants.toml", "--variant", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("has no variant `nope`; it runs patient, slow-call-breaker, hedged"));
+    let strategy = gauntlet(&["run", "scenarios/breaker-variants.toml", "--strategy", "p2c"]);
+    assert_eq!(strategy.status.code(), Some(2));
+    assert!(text(&strategy.stderr).contains("choose one with --variant"), "{}", text(&strategy.stderr));
+}
+
+#[test]
 fn validate_reports_every_file_of_a_directory_including_one_that_is_not_utf8_and_exits_2() {
     let dir = scratch("mixed-validity");
     std::fs::create_dir_all(&dir).unwrap();
