@@ -41,6 +41,28 @@ fn the_kit_catches_the_same_strategy_when_it_forgets_exclusions() {
 }
 
 #[test]
+fn it_passes_the_proptest_kit_with_fleet_changes_between_picks() {
+    let kit = gauntlet_core::testing::kit::Kit {
+        regressions: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kit.proptest-regressions")),
+        ..Default::default()
+    };
+    gauntlet_core::testing::kit::check(LeastLatency::new, &kit).unwrap_or_else(|f| panic!("{f}"));
+}
+
+#[test]
+fn the_proptest_kit_shrinks_the_exclusion_bug_to_one_excluding_pick() {
+    use gauntlet_core::testing::kit::{Kit, Step, check};
+    let failure = check(|| ForgetsExclusions, &Kit::default()).expect_err("the kit finds the bug");
+    assert!(failure.message.contains("excluded"), "{failure}");
+    let script = failure.script.expect("a minimal script");
+    let last = script.steps.last().expect("a step");
+    assert!(matches!(last, Step::Pick { exclude, .. } if *exclude != 0), "{script:#?}");
+    let joins = script.steps.iter().filter(|s| matches!(s, Step::Join { .. })).count();
+    assert_eq!(script.servers.len() + joins, 1, "shrunk to one server: {script:#?}");
+    assert!(script.steps.len() <= 6, "shrunk to a few steps: {script:#?}");
+}
+
+#[test]
 fn the_bundled_suite_passes_under_it() {
     let outcome = gauntlet::Harness::new().strategy(strategy()).run_bundled().expect("the bundled scenarios are valid");
     let ours = outcome.runs.iter().filter(|r| r.strategy == NAME).count();

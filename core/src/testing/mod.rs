@@ -1,6 +1,10 @@
 //! A conformance kit for balancers: the contract every built-in balancer is held to, ready to
 //! run against your own.
 //!
+//! Two forms: [`check_balancer`], quick and seeded, here; and [`kit`] (the `kit` feature), on
+//! proptest, which also changes the fleet between picks on one balancer, checks determinism,
+//! and shrinks a failure to a minimal script it can persist as a regression.
+//!
 //! [`check_balancer`] builds random fleets from a seed (random sizes, availability, exclusions,
 //! loads and latencies) and checks, pick after pick, that the balancer
 //! - only returns members of the view,
@@ -16,6 +20,9 @@
 
 use std::fmt;
 use std::time::Duration;
+
+#[cfg(feature = "kit")]
+pub mod kit;
 
 use crate::balance::{Balancer, PickContext};
 use crate::fleet::{Fleet, LatencyConfig, ServerId, ServerSpec};
