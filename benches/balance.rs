@@ -1,4 +1,5 @@
-//! Balancing, every strategy at n = 3, 10, 100, 1,000 available servers:
+//! Balancing, every built-in strategy at n = 3, 10, 100, 1,000 available servers, through
+//! `gauntlet_core::testing::bench` (the helper users bench their own strategies with):
 //! - `balance/<strategy>`, ids `<load>/<n>`: one pick;
 //! - `balance+record/<strategy>`, ids `<load>/<n>`: one pick plus recording its call (begin, end
 //!   with a latency sample), the per-call work a balancer adds to the hot path.
@@ -26,111 +27,23 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use gauntlet_core::balance::{Balancer, PickContext, Strategy};
-use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerId, ServerSpec, Time};
+use gauntlet_core::balance::Strategy;
+use gauntlet_core::testing::bench::{Load, SEED, SIZES, bench_strategies, fleet, pick_and_record};
+use gauntlet_core::{LatencyConfig, SeededRng};
 use tower::Service;
 use tower::balance::p2c::Balance;
 use tower::discover::ServiceList;
 use tower::load::{CompleteOnResponse, PeakEwma, PendingRequests};
 
-const SIZES: [u32; 4] = [3, 10, 100, 1_000];
-const SEED: u64 = 0x6a09_e667_f3bc_c908;
-const START: Time = Time::from_secs(60);
-/// One server in this many is hot under skewed load.
-const HOT_EVERY: u32 = 10;
-/// A hot server's calls in flight and latency sample.
-const HOT_IN_FLIGHT: u32 = 16;
-const HOT_LATENCY: Duration = Duration::from_millis(250);
-/// Every other server's.
-const LATENCY: Duration = Duration::from_millis(5);
 /// The size the ratio against tower is taken at, and its rounds and calls per round.
 const RATIO_N: u32 = 1_000;
 const RATIO_ROUNDS: usize = 30;
 const RATIO_CALLS: u64 = 50_000;
 
-#[derive(Clone, Copy, Debug)]
-enum Load {
-    Uniform,
-    Skewed,
-}
-
-impl Load {
-    const ALL: [Load; 2] = [Load::Uniform, Load::Skewed];
-
-    fn name(self) -> &'static str {
-        match self {
-            Load::Uniform => "uniform",
-            Load::Skewed => "skewed",
-        }
-    }
-}
-
-/// n servers with weights 1..=8 under `load`.
-fn fleet(n: u32, load: Load) -> (Fleet, Vec<ServerId>) {
-    let latency = LatencyConfig::default();
-    let mut fleet = Fleet::new(latency);
-    let ids: Vec<_> = (0..n)
-        .map(|i| fleet.add(&format!("server-{i}"), ServerSpec { weight: 1 + i % 8, priority: 0 }).unwrap())
-        .collect();
-    for (i, &id) in (0..).zip(&ids) {
-        let hot = matches!(load, Load::Skewed) && i % HOT_EVERY == HOT_EVERY / 2;
-        let (in_flight, sample) = if hot { (HOT_IN_FLIGHT, HOT_LATENCY) } else { (1, LATENCY) };
-        // One call ends with the sample; the rest stay in flight.
-        for _ in 0..=in_flight {
-            fleet.begin(id);
-        }
-        fleet.end(id, sample, START);
-    }
-    (fleet, ids)
-}
-
-/// One pick and its record, the step the `balance+record` groups and the tower comparison time.
-fn pick_and_record(fleet: &mut Fleet, ids: &[ServerId], balancer: &mut dyn Balancer, rng: &mut SeededRng, tick: u64) {
-    let now = START + Duration::from_micros(tick);
-    let ctx = PickContext::at(now).with_affinity(tick);
-    let id = balancer.pick(&fleet.view(ids), &ctx, rng).expect("every server is available");
-    fleet.begin(id);
-    fleet.end(id, Duration::from_micros(300 + tick % 700), now);
-}
-
-/// Benches `step` for every strategy, load and size, in groups named `{prefix}/{strategy}`.
-/// `step` gets the fleet, its members, the balancer, the generator and a tick that advances
-/// by one (a microsecond of simulated time) per iteration.
-fn each_strategy(
-    c: &mut Criterion,
-    prefix: &str,
-    mut step: impl FnMut(&mut Fleet, &[ServerId], &mut dyn Balancer, &mut SeededRng, u64),
-) {
-    for strategy in Strategy::BUILT_IN {
-        let mut group = c.benchmark_group(format!("{prefix}/{strategy}"));
-        group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
-        for load in Load::ALL {
-            for n in SIZES {
-                let (mut fleet, ids) = fleet(n, load);
-                let mut balancer = strategy.build();
-                let mut rng = SeededRng::new(SEED);
-                let mut tick = 0u64;
-                group.bench_function(BenchmarkId::new(load.name(), n), |b| {
-                    b.iter(|| {
-                        tick += 1;
-                        step(&mut fleet, &ids, balancer.as_mut(), &mut rng, tick);
-                    });
-                });
-            }
-        }
-        group.finish();
-    }
-}
-
-fn pick(c: &mut Criterion) {
-    each_strategy(c, "balance", |fleet, ids, balancer, rng, tick| {
-        let ctx = PickContext::at(START + Duration::from_micros(tick)).with_affinity(tick);
-        black_box(balancer.pick(black_box(&fleet.view(ids)), &ctx, rng));
-    });
-}
-
-fn pick_then_record(c: &mut Criterion) {
-    each_strategy(c, "balance+record", pick_and_record);
+/// `balance/<strategy>` and `balance+record/<strategy>` for every built-in strategy, through the
+/// same public helper a user benches their own strategy with.
+fn built_in(c: &mut Criterion) {
+    bench_strategies(c, &Strategy::BUILT_IN);
 }
 
 /// A service that answers at once: tower's side measures the balancer alone.
@@ -244,5 +157,5 @@ fn against_tower(c: &mut Criterion) {
     versus(c, Strategy::P2C, tower_pending);
 }
 
-criterion_group!(benches, pick, pick_then_record, against_tower);
+criterion_group!(benches, built_in, against_tower);
 criterion_main!(benches);

@@ -29,6 +29,7 @@ fn scenario() -> Scenario {
         deadline: Duration::from_secs(2),
         aggregate: None,
         think: Duration::ZERO,
+        affinity: None,
     };
     let mut s = Scenario::new("throughput", SEED, Duration::from_secs(SIM_SECONDS), vec![fleet], workload);
     s.policy.balancer = gauntlet_core::balance::Strategy::ROUND_ROBIN;

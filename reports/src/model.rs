@@ -83,6 +83,10 @@ pub struct Phase {
     pub calls: Calls,
     /// Their latency.
     pub latency: Latency,
+    /// With affinity keys, and for a phase after the first: of the keys served both in the first
+    /// phase and in this one, the share served by another server here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_moved: Option<f64>,
 }
 
 /// One simulated server's share of the run.

@@ -99,6 +99,9 @@ pub enum Metric {
     RetryAmplification,
     /// Time from the last fault's end until the client served normally again.
     Recovery,
+    /// Of the affinity keys served both in the first phase and in this one, the share served
+    /// by another server here than there (a phase metric).
+    KeysMoved,
 }
 
 impl Metric {
@@ -113,6 +116,7 @@ impl Metric {
             "p999" => Metric::Percentile(999),
             "retry_amplification" => Metric::RetryAmplification,
             "recovery" => Metric::Recovery,
+            "keys_moved" => Metric::KeysMoved,
             _ => return None,
         })
     }
@@ -120,7 +124,7 @@ impl Metric {
     /// Its unit.
     pub fn unit(self) -> Unit {
         match self {
-            Metric::SuccessRate | Metric::CorrectRate => Unit::Rate,
+            Metric::SuccessRate | Metric::CorrectRate | Metric::KeysMoved => Unit::Rate,
             Metric::Percentile(_) | Metric::Recovery => Unit::Millis,
             Metric::RetryAmplification => Unit::Ratio,
         }
@@ -144,6 +148,8 @@ impl Metric {
             Metric::Percentile(_) => self.of_latency(&run.latency),
             Metric::RetryAmplification => Some(run.retry_amplification),
             Metric::Recovery => run.recovery_ms,
+            // A phase metric: see `Expectations::check`.
+            Metric::KeysMoved => None,
         }
     }
 
@@ -171,6 +177,7 @@ impl fmt::Display for Metric {
             Metric::Percentile(p) => write!(f, "p{p}"),
             Metric::RetryAmplification => f.write_str("retry_amplification"),
             Metric::Recovery => f.write_str("recovery"),
+            Metric::KeysMoved => f.write_str("keys_moved"),
         }
     }
 }
@@ -298,6 +305,9 @@ impl Comparison {
         if metric != right_metric {
             return Err(format!("`{text}` compares {metric} with {right_metric}"));
         }
+        if metric == Metric::KeysMoved {
+            return Err(format!("`{text}`: keys_moved is a phase metric; bound it under `[expect.phase.<name>]`"));
+        }
         if !(factor.is_finite() && factor > 0.0) {
             return Err(format!("the factor {factor} must be positive"));
         }
@@ -382,6 +392,7 @@ impl Expectations {
                 let measured = p.and_then(|p| match metric {
                     Metric::SuccessRate => Some(p.calls.success_rate()),
                     Metric::CorrectRate => Some(p.calls.correct_rate()),
+                    Metric::KeysMoved => p.keys_moved,
                     _ => metric.of_latency(&p.latency),
                 });
                 out.push(check_bound(format!("{phase}.{metric}"), *metric, bound, measured));

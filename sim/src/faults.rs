@@ -239,6 +239,7 @@ mod tests {
             deadline: Duration::from_secs(1),
             aggregate: None,
             think: Duration::ZERO,
+            affinity: None,
         };
         let mut s = Scenario::new("compose", 1, Duration::from_secs(10), fleet, workload);
         s.faults = faults;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, duration, instant};
 use crate::scenario::{
-    Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
+    Affinity, Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
 };
 use gauntlet_core::ServerId;
 use gauntlet_core::fleet::MAX_WEIGHT;
@@ -218,6 +218,15 @@ struct RawWorkload {
     mix: Vec<RawMix>,
     deadline: Option<String>,
     aggregate: Option<RawAggregate>,
+    affinity: Option<RawAffinity>,
+}
+
+/// `affinity = { keys = 1000 }` or `{ keys = 1000, zipf = 1.1 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAffinity {
+    keys: u32,
+    zipf: Option<f64>,
 }
 
 /// `aggregate = "majority"`, or `aggregate = { quorum = 2 }`.
@@ -294,6 +303,7 @@ struct RawPhaseExpect {
     p90: Option<String>,
     p99: Option<String>,
     p999: Option<String>,
+    keys_moved: Option<String>,
 }
 
 /// A step of a path into the document: a key or an array index.
@@ -371,6 +381,10 @@ pub const MAX_MIX_WEIGHT: u32 = 1_000_000;
 pub const MAX_OFFERED: u64 = crate::workload::MAX_CALLS / 2;
 /// The most fault occurrences one run may hold (a repeating fault counts each time).
 pub const MAX_FAULTS: usize = 10_000;
+/// The most affinity keys a workload may draw from.
+pub const MAX_KEYS: u32 = 100_000;
+/// The most (key, phase) pairs a run follows.
+pub const MAX_KEY_CELLS: u64 = 2_000_000;
 /// The longest simulated duration of one run.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 
@@ -472,6 +486,20 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
     }
     scenario.faults = faults(loc, &raw.fault, &scenario)?;
     scenario.phases = phases(loc, &raw.phase, duration)?;
+    if let Some(a) = scenario.workload.affinity {
+        // The recorder keeps, per phase, which server answered each key.
+        let cells = u64::from(a.keys).saturating_mul(scenario.phases().len() as u64);
+        if cells > MAX_KEY_CELLS {
+            return Err(loc.at(
+                &[Key("workload"), Key("affinity"), Key("keys")],
+                format!(
+                    "{} keys over {} phases is more than {MAX_KEY_CELLS} to follow",
+                    a.keys,
+                    scenario.phases().len()
+                ),
+            ));
+        }
+    }
     let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
     let expect = expectations(loc, &raw.expect, &scenario, &names)?;
     Ok(ScenarioFile {
@@ -907,7 +935,34 @@ fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
             ));
         }
     };
-    Ok(Workload { arrivals, mix, deadline, aggregate, think })
+    let affinity = match &w.affinity {
+        None => None,
+        Some(a) => {
+            if !(1..=MAX_KEYS).contains(&a.keys) {
+                return Err(loc.at(
+                    &[Key("workload"), Key("affinity"), Key("keys")],
+                    format!("the number of affinity keys is in 1..={MAX_KEYS}"),
+                ));
+            }
+            if let Some(z) = a.zipf
+                && !(z > 0.0 && z <= 10.0)
+            {
+                return Err(loc.at(
+                    &[Key("workload"), Key("affinity"), Key("zipf")],
+                    format!("{z} is not a Zipf exponent in (0, 10]"),
+                ));
+            }
+            if aggregate.is_some() {
+                return Err(loc.hint(
+                    &[Key("workload"), Key("affinity")],
+                    "an aggregated call goes to every replica: an affinity key would not be used",
+                    "remove `affinity` or `aggregate`",
+                ));
+            }
+            Some(Affinity { keys: a.keys, zipf: a.zipf })
+        }
+    };
+    Ok(Workload { arrivals, mix, deadline, aggregate, think, affinity })
 }
 
 /// Every tool of the mix must be one the client will expose: the names come from the core's
@@ -1153,8 +1208,18 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
                 ("p90", &p.p90),
                 ("p99", &p.p99),
                 ("p999", &p.p999),
+                ("keys_moved", &p.keys_moved),
             ],
         )?;
+        if p.keys_moved.is_some() {
+            let path = [Key("expect"), Key("phase"), Key(name.as_str()), Key("keys_moved")];
+            if s.workload.affinity.is_none() {
+                return Err(loc.hint(&path, "no call carries an affinity key", "set `workload.affinity`"));
+            }
+            if names.first() == Some(name) {
+                return Err(loc.at(&path, "keys move from the first phase to a later one: the first has no moves"));
+            }
+        }
         phases.push((name.clone(), b));
     }
     let mut compare = Vec::new();

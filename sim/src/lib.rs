@@ -27,6 +27,7 @@ pub use log::{CallEnd, CallRecord, Failure, Figures, RunReport, SimError};
 pub use record::summarize;
 pub use run::run;
 pub use scenario::{
-    Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Sabotage, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
+    Affinity, Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Sabotage, Scenario, ServerGroup, ServiceTime,
+    SimTool, Workload,
 };
 pub use workload::MAX_CALLS;

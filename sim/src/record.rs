@@ -96,6 +96,8 @@ struct Open {
     /// Its tool, by index in the mix.
     tool: usize,
     start_us: u64,
+    /// Its affinity key.
+    key: Option<u32>,
 }
 
 /// A call that ended at the current instant, not yet folded in.
@@ -120,6 +122,9 @@ struct PhaseTally {
     from_us: u64,
     to_us: u64,
     tally: Tally,
+    /// With affinity keys: per key, the server (index + 1; 0: none) that last answered it
+    /// correctly in this phase.
+    served: Vec<u16>,
 }
 
 /// What a run keeps while it goes: see the module's documentation.
@@ -174,7 +179,13 @@ impl Recorder {
         let phases = scenario
             .phases()
             .into_iter()
-            .map(|p| PhaseTally { name: p.name, from_us: micros(p.from), to_us: micros(p.to), tally: Tally::new() })
+            .map(|p| PhaseTally {
+                name: p.name,
+                from_us: micros(p.from),
+                to_us: micros(p.to),
+                tally: Tally::new(),
+                served: vec![0; scenario.workload.affinity.map_or(0, |a| a.keys as usize)],
+            })
             .collect();
         let servers: Vec<(String, String, Tally)> =
             scenario.servers().into_iter().map(|(name, g)| (name, g.group.clone(), Tally::new())).collect();
@@ -226,10 +237,10 @@ impl Recorder {
         self.issued
     }
 
-    /// Call `id` to the mix's tool `tool` started at `start_us`.
-    pub(crate) fn start(&mut self, id: u64, tool: usize, start_us: u64) {
+    /// Call `id` to the mix's tool `tool`, with affinity key `key`, started at `start_us`.
+    pub(crate) fn start(&mut self, id: u64, tool: usize, start_us: u64, key: Option<u32>) {
         self.issued += 1;
-        self.open.insert(id, Open { tool, start_us });
+        self.open.insert(id, Open { tool, start_us, key });
         if let Some(answers) = &self.answers {
             answers.lock().expect("answers").insert(id, Vec::new());
         }
@@ -326,14 +337,22 @@ impl Recorder {
         self.digest.update(self.line.as_bytes());
         let end_ref = end.as_ref();
         self.all.add(end_ref, took);
+        let answered_by = match end_ref {
+            Some(CallEnd::Ok { server, correct: true, .. }) => self.server_index.get(server).copied(),
+            _ => None,
+        };
         for p in &mut self.phases {
             if start >= p.from_us && start < p.to_us {
                 p.tally.add(end_ref, took);
+                if let (Some(i), Some(key)) = (answered_by, open.key)
+                    && let Some(slot) = p.served.get_mut(key as usize)
+                {
+                    // At most 32 servers: the index fits.
+                    *slot = u16::try_from(i + 1).unwrap_or(u16::MAX);
+                }
             }
         }
-        if let Some(CallEnd::Ok { server, correct: true, .. }) = end_ref
-            && let Some(&i) = self.server_index.get(server)
-        {
+        if let Some(i) = answered_by {
             self.servers[i].2.add(end_ref, took);
         }
         let last = self.series.len().saturating_sub(1);
@@ -435,12 +454,14 @@ impl Recorder {
             phases: self
                 .phases
                 .iter()
-                .map(|p| Phase {
+                .enumerate()
+                .map(|(i, p)| Phase {
                     name: p.name.clone(),
                     from_ms: p.from_us as f64 / 1e3,
                     to_ms: p.to_us as f64 / 1e3,
                     calls: p.tally.counts,
                     latency: p.tally.latency(),
+                    keys_moved: if i == 0 { None } else { keys_moved(&self.phases[0].served, &p.served) },
                 })
                 .collect(),
             servers: self
@@ -486,6 +507,19 @@ impl Recorder {
             digest: format!("{:032x}", self.digest.digest128()),
         }
     }
+}
+
+/// Of the keys served in both `first` and `then` (server index + 1 per key; 0: not served), the
+/// share served by another server in `then`; `None` with no key served in both.
+fn keys_moved(first: &[u16], then: &[u16]) -> Option<f64> {
+    let (mut both, mut moved) = (0u64, 0u64);
+    for (&a, &b) in first.iter().zip(then) {
+        if a != 0 && b != 0 {
+            both += 1;
+            moved += u64::from(a != b);
+        }
+    }
+    (both > 0).then(|| moved as f64 / both as f64)
 }
 
 /// The width of the series' buckets: about 120 of them, at least 100 ms.
@@ -540,6 +574,7 @@ mod tests {
             deadline: Duration::from_secs(2),
             aggregate: None,
             think: Duration::ZERO,
+            affinity: None,
         };
         Scenario::new("recorder", 1, Duration::from_secs(10), fleet, workload)
     }
@@ -553,7 +588,7 @@ mod tests {
         let s = scenario();
         let mut r = Recorder::new(&s, vec!["g-0".to_owned(), "g-1".to_owned()], None);
         for id in 1..=3 {
-            r.start(id, 0, 0);
+            r.start(id, 0, 0, None);
         }
         r.end(2, 3_000_000, 1, ok("g-0"));
         r.end(3, 1_000, 1, CallEnd::Failed(Failure::NoServer));
@@ -576,7 +611,7 @@ mod tests {
         let mut r = Recorder::new(&s, Vec::new(), None);
         let n = MAX_LISTED as u64 + 7;
         for id in 0..n {
-            r.start(id, 0, 0);
+            r.start(id, 0, 0, None);
         }
         let report = r.finish(&s, n, Vec::new(), &ReceiptLog::default());
         assert_eq!(report.violations.len(), MAX_LISTED + 1);
@@ -609,7 +644,7 @@ mod tests {
         let digest = |end: CallEnd| {
             let s = scenario();
             let mut r = Recorder::new(&s, Vec::new(), None);
-            r.start(1, 0, 10);
+            r.start(1, 0, 10, None);
             r.end(1, 20, 1, end);
             r.finish(&s, 1, Vec::new(), &ReceiptLog::default()).digest
         };
@@ -623,7 +658,7 @@ mod tests {
             let s = scenario();
             let mut r = Recorder::new(&s, Vec::new(), None);
             for id in 1..=3 {
-                r.start(id, 0, 0);
+                r.start(id, 0, 0, None);
             }
             for id in order {
                 r.end(id, 50, 1, ok("g-0"));

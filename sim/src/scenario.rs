@@ -159,6 +159,17 @@ pub struct Workload {
     /// A closed-loop caller's pause after each call. A call that ended with no simulated time
     /// passing is followed by at least one tick, so simulated time moves.
     pub think: Duration,
+    /// An affinity key for each call, for consistent hashing (`None`: calls carry none).
+    pub affinity: Option<Affinity>,
+}
+
+/// How calls' affinity keys are drawn: one of `keys` keys, uniformly or by a Zipf law.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Affinity {
+    /// How many distinct keys.
+    pub keys: u32,
+    /// `Some(s)`: key `k` (from 1) is drawn with weight `1 / k^s`; `None`: uniformly.
+    pub zipf: Option<f64>,
 }
 
 /// What a fault does while it lasts.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::log::{CallEnd, Failure, micros};
 use crate::record::Recorder;
-use crate::scenario::{Arrivals, Workload};
+use crate::scenario::{Affinity, Arrivals, Workload};
 
 /// The most calls one run issues: a limit on everything, and a guard against a workload
 /// that spins.
@@ -41,20 +41,24 @@ pub(crate) async fn drive(
     let total: u32 = workload.mix.iter().fold(0u32, |sum, (_, w)| sum.saturating_add(*w)).max(1);
     let call = {
         let (client, recorder, workload) = (client.clone(), recorder.clone(), workload.clone());
-        move |tool_index: usize, id: u64| {
+        move |(tool_index, key): (usize, Option<u32>), id: u64| {
             let (client, recorder, deadline, aggregate) =
                 (client.clone(), recorder.clone(), workload.deadline, workload.aggregate);
             async move {
                 let started = tokio::time::Instant::now();
                 let tool = {
                     let mut recorder = recorder.lock().expect("recorder");
-                    recorder.start(id, tool_index, micros(started - start));
+                    recorder.start(id, tool_index, micros(started - start), key);
                     recorder.tool(tool_index).to_owned()
                 };
                 let mut args = serde_json::Map::from_iter([("call".to_owned(), json!(id))]);
                 let (attempts, end) = match aggregate {
                     None => {
-                        let options = CallOptions { deadline: Some(deadline), ..CallOptions::default() };
+                        let options = CallOptions {
+                            deadline: Some(deadline),
+                            affinity: key.map(u64::from),
+                            ..CallOptions::default()
+                        };
                         match client.call_tool_with(&tool, args, options).await {
                             Ok(r) => {
                                 // The first text block, read in place (no copy of the result).
@@ -98,17 +102,23 @@ pub(crate) async fn drive(
             }
         }
     };
+    let keys = Arc::new(workload.affinity.map(Keys::new));
     let pick_tool = {
         let (rng, mix) = (rng.clone(), workload.mix.clone());
         move || {
-            let mut x = rng.lock().expect("rng").below(total);
+            let mut rng = rng.lock().expect("rng");
+            let mut x = rng.below(total);
+            let mut tool = mix.len().saturating_sub(1);
             for (i, (_, w)) in mix.iter().enumerate() {
                 if x < *w {
-                    return i;
+                    tool = i;
+                    break;
                 }
                 x -= w;
             }
-            mix.len().saturating_sub(1)
+            // Drawn only when the workload has keys, so that a workload without them draws
+            // what it always did.
+            (tool, keys.as_ref().as_ref().map(|k| k.draw(&mut rng)))
         }
     };
     let new_id = move || {
@@ -168,6 +178,43 @@ pub(crate) async fn drive(
     while tasks.join_next().await.is_some() {}
     // Closed-loop callers offer exactly the calls they issue.
     offered.unwrap_or_else(|| recorder.lock().expect("recorder").issued())
+}
+
+/// Affinity keys, drawn uniformly or by a Zipf law (by its cumulative weights).
+struct Keys {
+    keys: u32,
+    /// Zipf: the cumulative weight of keys `0..=k`, normalised to end at 1.
+    cumulative: Option<Vec<f64>>,
+}
+
+impl Keys {
+    fn new(a: Affinity) -> Keys {
+        let cumulative = a.zipf.map(|s| {
+            let mut sum = 0.0;
+            let mut c: Vec<f64> = (1..=a.keys)
+                .map(|k| {
+                    sum += 1.0 / f64::from(k).powf(s);
+                    sum
+                })
+                .collect();
+            for v in &mut c {
+                *v /= sum;
+            }
+            c
+        });
+        Keys { keys: a.keys.max(1), cumulative }
+    }
+
+    fn draw(&self, rng: &mut SeededRng) -> u32 {
+        match &self.cumulative {
+            None => rng.below(self.keys),
+            Some(c) => {
+                let u = rng.unit();
+                let i = c.partition_point(|&v| v <= u);
+                u32::try_from(i).unwrap_or(u32::MAX).min(self.keys - 1)
+            }
+        }
+    }
 }
 
 /// Whether `text` is the honest answer to call `id`: a simulated server answers `tool:id`, and a

@@ -13,6 +13,7 @@ fn open_loop(rate: f64, duration: Duration) -> Scenario {
         deadline: Duration::from_secs(2),
         aggregate: None,
         think: Duration::ZERO,
+        affinity: None,
     };
     Scenario::new("arrivals", 3, duration, vec![group], workload)
 }

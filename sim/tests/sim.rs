@@ -38,6 +38,7 @@ fn steady(seed: u64) -> Scenario {
         deadline: Duration::from_secs(2),
         aggregate: None,
         think: Duration::ZERO,
+        affinity: None,
     };
     let mut s = Scenario::new("steady", seed, Duration::from_secs(5), vec![group], workload);
     s.policy = policy("balancer = \"p2c-peak-ewma\"\ncall_timeout = \"300ms\"");

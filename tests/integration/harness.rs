@@ -79,3 +79,9 @@ fn a_registered_strategy_runs_a_scenario_by_name_and_an_invalid_file_is_reported
     );
     assert!(Strategy::all().contains(&mine));
 }
+
+#[test]
+fn leaving_out_a_scenario_that_does_not_exist_is_an_error_not_a_silent_no_op() {
+    let err = Harness::new().except(&["no-such-scenario"]).run_bundled().expect_err("a typo is caught");
+    assert_eq!(err.message, "except: no scenario is named `no-such-scenario`");
+}

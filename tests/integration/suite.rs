@@ -207,6 +207,18 @@ fn each_of_three_policy_variants_replays_by_its_reproduce_line_to_the_same_diges
 }
 
 #[test]
+fn keys_moved_holds_for_maglev_and_fails_for_a_balancer_that_ignores_the_key() {
+    let maglev = gauntlet(&["run", "scenarios/maglev-affinity.toml"]);
+    assert!(maglev.status.success(), "{}", text(&maglev.stdout));
+    let round_robin = gauntlet(&["run", "scenarios/maglev-affinity.toml", "--strategy", "round-robin"]);
+    assert_eq!(round_robin.status.code(), Some(1), "{}", text(&round_robin.stdout));
+    let out = text(&round_robin.stdout);
+    let line = out.lines().find(|l| l.contains("expected fault.keys_moved <= 0.35, measured ")).expect(&out);
+    let measured: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a measured share");
+    assert!(measured > 0.5, "round-robin moves most keys: {line}");
+}
+
+#[test]
 fn a_variant_that_does_not_exist_or_a_strategy_on_a_file_of_variants_is_refused_with_exit_2() {
     let unknown = gauntlet(&["run", "scenarios/breaker-variants.toml", "--variant", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));

@@ -21,6 +21,8 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "bench")]
+pub mod bench;
 #[cfg(feature = "kit")]
 pub mod kit;
 
