@@ -7,7 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use gauntlet_reports::{Expectation, Latency, RunResult};
+use gauntlet_core::breaker::Phase as BreakerPhase;
+use gauntlet_reports::{Expectation, Latency, RunResult, What};
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub enum Unit {
     Millis,
     /// A plain ratio (`>= 1`).
     Ratio,
+    /// A count of events (whole, `>= 0`).
+    Count,
 }
 
 impl Unit {
@@ -74,6 +77,7 @@ impl Unit {
             Unit::Rate => (0.0, 1.0),
             Unit::Millis => (0.0, f64::INFINITY),
             Unit::Ratio => (1.0, f64::INFINITY),
+            Unit::Count => (0.0, f64::INFINITY),
         }
     }
 
@@ -82,6 +86,7 @@ impl Unit {
             Unit::Rate => "a rate in [0, 1]",
             Unit::Millis => "a duration, never negative",
             Unit::Ratio => "attempts per call, never below 1",
+            Unit::Count => "a count, never negative",
         }
     }
 }
@@ -102,6 +107,15 @@ pub enum Metric {
     /// Of the affinity keys served both in the first phase and in this one, the share served
     /// by another server here than there (a phase metric).
     KeysMoved,
+    /// Time from the first fault's start to the client's first reaction on one of its targets:
+    /// a breaker opening, an ejection, or a failover away from it.
+    Detection,
+    /// Times a server's breaker opened (a server metric).
+    BreakerOpens,
+    /// Times outlier detection ejected a server (a server metric).
+    Ejections,
+    /// A server's share of the correct answers (a server metric).
+    LoadShare,
 }
 
 impl Metric {
@@ -117,6 +131,10 @@ impl Metric {
             "retry_amplification" => Metric::RetryAmplification,
             "recovery" => Metric::Recovery,
             "keys_moved" => Metric::KeysMoved,
+            "detection" => Metric::Detection,
+            "breaker_opens" => Metric::BreakerOpens,
+            "ejections" => Metric::Ejections,
+            "load_share" => Metric::LoadShare,
             _ => return None,
         })
     }
@@ -124,8 +142,9 @@ impl Metric {
     /// Its unit.
     pub fn unit(self) -> Unit {
         match self {
-            Metric::SuccessRate | Metric::CorrectRate | Metric::KeysMoved => Unit::Rate,
-            Metric::Percentile(_) | Metric::Recovery => Unit::Millis,
+            Metric::SuccessRate | Metric::CorrectRate | Metric::KeysMoved | Metric::LoadShare => Unit::Rate,
+            Metric::Percentile(_) | Metric::Recovery | Metric::Detection => Unit::Millis,
+            Metric::BreakerOpens | Metric::Ejections => Unit::Count,
             Metric::RetryAmplification => Unit::Ratio,
         }
     }
@@ -148,8 +167,26 @@ impl Metric {
             Metric::Percentile(_) => self.of_latency(&run.latency),
             Metric::RetryAmplification => Some(run.retry_amplification),
             Metric::Recovery => run.recovery_ms,
-            // A phase metric: see `Expectations::check`.
-            Metric::KeysMoved => None,
+            Metric::Detection => detection_ms(run),
+            // Phase and server metrics: see `Expectations::check`.
+            Metric::KeysMoved | Metric::BreakerOpens | Metric::Ejections | Metric::LoadShare => None,
+        }
+    }
+
+    /// Its value for the server `name` of `run` (server metrics only).
+    pub fn of_server(self, run: &RunResult, name: &str) -> Option<f64> {
+        let count = |what: fn(&What) -> bool| {
+            Some(run.events.iter().filter(|e| e.server == name && what(&e.what)).count() as f64)
+        };
+        match self {
+            Metric::BreakerOpens => count(|w| matches!(w, What::Breaker { to: BreakerPhase::Open, .. })),
+            Metric::Ejections => count(|w| matches!(w, What::Ejected)),
+            Metric::LoadShare => {
+                let total: u64 = run.servers.iter().map(|s| s.answered).sum();
+                let mine = run.servers.iter().find(|s| s.name == name)?.answered;
+                (total > 0).then(|| mine as f64 / total as f64)
+            }
+            _ => None,
         }
     }
 
@@ -165,6 +202,7 @@ impl Metric {
             }
             (Unit::Rate, Some(v)) => format!("{v:.4}"),
             (Unit::Ratio, Some(v)) => format!("{v:.3}"),
+            (Unit::Count, Some(v)) => format!("{v:.0}"),
         }
     }
 }
@@ -178,6 +216,10 @@ impl fmt::Display for Metric {
             Metric::RetryAmplification => f.write_str("retry_amplification"),
             Metric::Recovery => f.write_str("recovery"),
             Metric::KeysMoved => f.write_str("keys_moved"),
+            Metric::Detection => f.write_str("detection"),
+            Metric::BreakerOpens => f.write_str("breaker_opens"),
+            Metric::Ejections => f.write_str("ejections"),
+            Metric::LoadShare => f.write_str("load_share"),
         }
     }
 }
@@ -253,6 +295,10 @@ fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
             }
             Ok(v)
         }
+        Unit::Count => {
+            let v: u64 = text.trim().parse().map_err(|_| format!("`{text}` is not a whole number"))?;
+            Ok(v as f64)
+        }
         Unit::Ratio => {
             let v: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
             if !v.is_finite() || v < 0.0 {
@@ -305,8 +351,14 @@ impl Comparison {
         if metric != right_metric {
             return Err(format!("`{text}` compares {metric} with {right_metric}"));
         }
-        if metric == Metric::KeysMoved {
-            return Err(format!("`{text}`: keys_moved is a phase metric; bound it under `[expect.phase.<name>]`"));
+        match metric {
+            Metric::KeysMoved => {
+                return Err(format!("`{text}`: keys_moved is a phase metric; bound it under `[expect.phase.<name>]`"));
+            }
+            Metric::BreakerOpens | Metric::Ejections | Metric::LoadShare => {
+                return Err(format!("`{text}`: {metric} is a server metric; bound it under `[expect.server.<name>]`"));
+            }
+            _ => {}
         }
         if !(factor.is_finite() && factor > 0.0) {
             return Err(format!("the factor {factor} must be positive"));
@@ -315,8 +367,27 @@ impl Comparison {
     }
 }
 
+/// Time from the first fault's start to the client's first reaction on one of the servers it
+/// hit: a breaker opening, an ejection, or a failover away from the server. `None`: no fault,
+/// or no reaction.
+fn detection_ms(run: &RunResult) -> Option<f64> {
+    let start = run.events.iter().filter(|e| matches!(e.what, What::FaultStart { .. })).map(|e| e.t_us).min()?;
+    let targets: Vec<&str> = run
+        .events
+        .iter()
+        .filter(|e| e.t_us == start && matches!(e.what, What::FaultStart { .. }))
+        .map(|e| e.server.as_str())
+        .collect();
+    let reaction = run.events.iter().find(|e| {
+        e.t_us >= start
+            && targets.contains(&e.server.as_str())
+            && matches!(e.what, What::Breaker { to: BreakerPhase::Open, .. } | What::Ejected | What::Failover { .. })
+    })?;
+    Some(reaction.t_us.saturating_sub(start) as f64 / 1e3)
+}
+
 /// The metrics a bound or comparison can name.
-pub const METRICS: &str = "success_rate, correct_rate, p50, p90, p99, p999, retry_amplification, recovery";
+pub const METRICS: &str = "success_rate, correct_rate, p50, p90, p99, p999, retry_amplification, recovery, detection";
 
 /// Bounds on the metrics of one run, or of one phase of it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -348,6 +419,8 @@ pub struct Expectations {
     pub run: Bounds,
     /// Bounds per named phase.
     pub phases: Vec<(String, Bounds)>,
+    /// Bounds per server.
+    pub servers: Vec<(String, Bounds)>,
     /// Comparisons between runs (strategies of the matrix, or variants).
     pub compare: Vec<Comparison>,
 }
@@ -396,6 +469,12 @@ impl Expectations {
                     _ => metric.of_latency(&p.latency),
                 });
                 out.push(check_bound(format!("{phase}.{metric}"), *metric, bound, measured));
+            }
+        }
+        for (server, bounds) in &self.servers {
+            for (metric, bound) in &bounds.0 {
+                let measured = metric.of_server(run, server);
+                out.push(check_bound(format!("{server}.{metric}"), *metric, bound, measured));
             }
         }
         out

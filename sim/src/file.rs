@@ -288,8 +288,11 @@ struct RawExpect {
     p999: Option<String>,
     retry_amplification: Option<String>,
     recovery: Option<String>,
+    detection: Option<String>,
     #[serde(default)]
     phase: BTreeMap<String, RawPhaseExpect>,
+    #[serde(default)]
+    server: BTreeMap<String, RawServerExpect>,
     #[serde(default)]
     compare: Vec<String>,
 }
@@ -304,6 +307,14 @@ struct RawPhaseExpect {
     p99: Option<String>,
     p999: Option<String>,
     keys_moved: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServerExpect {
+    breaker_opens: Option<String>,
+    ejections: Option<String>,
+    load_share: Option<String>,
 }
 
 /// A step of a path into the document: a key or an array index.
@@ -1173,10 +1184,14 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
             ("p999", &e.p999),
             ("retry_amplification", &e.retry_amplification),
             ("recovery", &e.recovery),
+            ("detection", &e.detection),
         ],
     )?;
     if e.recovery.is_some() && s.faults.is_empty() {
         return Err(loc.at(&[Key("expect"), Key("recovery")], "a recovery time is expected, but no fault heals"));
+    }
+    if e.detection.is_some() && s.faults.is_empty() {
+        return Err(loc.at(&[Key("expect"), Key("detection")], "a detection time is expected, but there is no fault"));
     }
     if let Some(lost) = e.lost
         && lost > 0
@@ -1240,5 +1255,30 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
         }
         compare.push(c);
     }
-    Ok(Expectations { run, phases, compare })
+    let servers_of_fleet: Vec<String> = s.servers().into_iter().map(|(n, _)| n).collect();
+    let mut servers = Vec::new();
+    for (name, b) in &e.server {
+        let path = [Key("expect"), Key("server"), Key(name.as_str())];
+        if !servers_of_fleet.contains(name) {
+            // At the table's first bound, not at its header.
+            let first =
+                [("breaker_opens", &b.breaker_opens), ("ejections", &b.ejections), ("load_share", &b.load_share)]
+                    .into_iter()
+                    .find_map(|(k, v)| v.as_ref().map(|_| k));
+            let mut at = path.to_vec();
+            at.extend(first.map(Key));
+            return Err(loc.hint(
+                &at,
+                format!("there is no server `{name}`"),
+                format!("the servers are {}", servers_of_fleet.join(", ")),
+            ));
+        }
+        let bounds = bounds(
+            loc,
+            &path,
+            [("breaker_opens", &b.breaker_opens), ("ejections", &b.ejections), ("load_share", &b.load_share)],
+        )?;
+        servers.push((name.clone(), bounds));
+    }
+    Ok(Expectations { run, phases, servers, compare })
 }

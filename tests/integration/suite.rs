@@ -207,6 +207,24 @@ fn each_of_three_policy_variants_replays_by_its_reproduce_line_to_the_same_diges
 }
 
 #[test]
+fn each_behaviour_expectation_fails_with_what_was_expected_and_what_was_measured() {
+    let o = gauntlet(&["run", "tests/scenarios/failing/behaviour.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    let out = text(&o.stdout);
+    for expected in [
+        "  expected detection <= 1ms, measured 43ms",
+        "  expected search-1.breaker_opens == 0, measured 3",
+        "  expected search-1.ejections >= 1, measured 0",
+        "  expected search-1.load_share >= 0.5, measured 0.1468",
+    ] {
+        assert!(out.lines().any(|l| l == expected), "no `{expected}` in:\n{out}");
+    }
+    // The same bounds hold the other way in the bundled brownout (detection, opens, share).
+    let brownout = gauntlet(&["run", "scenarios/brownout.toml"]);
+    assert!(brownout.status.success(), "{}", text(&brownout.stdout));
+}
+
+#[test]
 fn keys_moved_holds_for_maglev_and_fails_for_a_balancer_that_ignores_the_key() {
     let maglev = gauntlet(&["run", "scenarios/maglev-affinity.toml"]);
     assert!(maglev.status.success(), "{}", text(&maglev.stdout));
