@@ -87,6 +87,10 @@ pub struct Phase {
     /// phase and in this one, the share served by another server here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys_moved: Option<f64>,
+    /// Correct answers by server, for the calls that started in it (servers that gave none are
+    /// left out).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub answered_by: std::collections::BTreeMap<String, u64>,
 }
 
 /// One simulated server's share of the run.

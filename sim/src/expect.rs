@@ -367,6 +367,19 @@ impl Comparison {
     }
 }
 
+/// The share of `phase`'s correct answers that `who` (a group of the fleet, or one server) gave;
+/// `None` with no correct answer in the phase.
+fn share(run: &RunResult, phase: &gauntlet_reports::Phase, who: &str) -> Option<f64> {
+    let total: u64 = phase.answered_by.values().sum();
+    let theirs: u64 = phase
+        .answered_by
+        .iter()
+        .filter(|(server, _)| *server == who || run.servers.iter().any(|s| s.name == **server && s.group == who))
+        .map(|(_, n)| n)
+        .sum();
+    (total > 0).then(|| theirs as f64 / total as f64)
+}
+
 /// Time from the first fault's start to the client's first reaction on one of the servers it
 /// hit: a breaker opening, an ejection, or a failover away from the server. `None`: no fault,
 /// or no reaction.
@@ -421,6 +434,9 @@ pub struct Expectations {
     pub phases: Vec<(String, Bounds)>,
     /// Bounds per server.
     pub servers: Vec<(String, Bounds)>,
+    /// Bounds on the share of a phase's correct answers a group (or one server) gave:
+    /// (phase, group or server, bound).
+    pub shares: Vec<(String, String, Bound)>,
     /// Comparisons between runs (strategies of the matrix, or variants).
     pub compare: Vec<Comparison>,
 }
@@ -470,6 +486,10 @@ impl Expectations {
                 });
                 out.push(check_bound(format!("{phase}.{metric}"), *metric, bound, measured));
             }
+        }
+        for (phase, who, bound) in &self.shares {
+            let measured = run.phases.iter().find(|p| p.name == *phase).and_then(|p| share(run, p, who));
+            out.push(check_bound(format!("{phase}.share.{who}"), Metric::LoadShare, bound, measured));
         }
         for (server, bounds) in &self.servers {
             for (metric, bound) in &bounds.0 {

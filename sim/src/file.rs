@@ -14,7 +14,7 @@ use gauntlet_core::balance::Strategy;
 use gauntlet_core::policy::{MAX_FAN_OUT, Policy};
 use serde::Deserialize;
 
-use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, duration, instant};
+use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, Unit, duration, instant};
 use crate::scenario::{
     Affinity, Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
 };
@@ -307,6 +307,8 @@ struct RawPhaseExpect {
     p99: Option<String>,
     p999: Option<String>,
     keys_moved: Option<String>,
+    #[serde(default)]
+    share: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1204,6 +1206,7 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
     }
     let names: Vec<String> = s.phases().into_iter().map(|p| p.name).collect();
     let mut phases = Vec::new();
+    let mut shares = Vec::new();
     for (name, p) in &e.phase {
         let path = [Key("expect"), Key("phase"), Key(name.as_str())];
         if !names.contains(name) {
@@ -1236,6 +1239,21 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
             }
         }
         phases.push((name.clone(), b));
+        for (who, text) in &p.share {
+            let path = [Key("expect"), Key("phase"), Key(name.as_str()), Key("share"), Key(who.as_str())];
+            let known = s.fleet.iter().any(|g| g.group == *who) || s.servers().iter().any(|(n, _)| n == who);
+            if !known {
+                let groups: Vec<&str> = s.fleet.iter().map(|g| g.group.as_str()).collect();
+                return Err(loc.hint(
+                    &path,
+                    format!("`{who}` is not a group or a server of the fleet"),
+                    format!("the groups are {}", groups.join(", ")),
+                ));
+            }
+            let bound = Bound::parse(text, Unit::Rate)
+                .map_err(|m| loc.hint(&path, m, "write a share like \">= 0.9\" (of the phase's correct answers)"))?;
+            shares.push((name.clone(), who.clone(), bound));
+        }
     }
     let mut compare = Vec::new();
     for (i, text) in e.compare.iter().enumerate() {
@@ -1280,5 +1298,5 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
         )?;
         servers.push((name.clone(), bounds));
     }
-    Ok(Expectations { run, phases, servers, compare })
+    Ok(Expectations { run, phases, servers, shares, compare })
 }

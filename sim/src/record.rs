@@ -125,6 +125,8 @@ struct PhaseTally {
     /// With affinity keys: per key, the server (index + 1; 0: none) that last answered it
     /// correctly in this phase.
     served: Vec<u16>,
+    /// Correct answers per server (`scenario.servers()` order).
+    answered: Vec<u64>,
 }
 
 /// What a run keeps while it goes: see the module's documentation.
@@ -185,6 +187,7 @@ impl Recorder {
                 to_us: micros(p.to),
                 tally: Tally::new(),
                 served: vec![0; scenario.workload.affinity.map_or(0, |a| a.keys as usize)],
+                answered: vec![0; scenario.servers().len()],
             })
             .collect();
         let servers: Vec<(String, String, Tally)> =
@@ -344,6 +347,9 @@ impl Recorder {
         for p in &mut self.phases {
             if start >= p.from_us && start < p.to_us {
                 p.tally.add(end_ref, took);
+                if let Some(n) = answered_by.and_then(|i| p.answered.get_mut(i)) {
+                    *n += 1;
+                }
                 if let (Some(i), Some(key)) = (answered_by, open.key)
                     && let Some(slot) = p.served.get_mut(key as usize)
                 {
@@ -462,6 +468,13 @@ impl Recorder {
                     calls: p.tally.counts,
                     latency: p.tally.latency(),
                     keys_moved: if i == 0 { None } else { keys_moved(&self.phases[0].served, &p.served) },
+                    answered_by: self
+                        .servers
+                        .iter()
+                        .zip(&p.answered)
+                        .filter(|&(_, &n)| n > 0)
+                        .map(|((name, ..), &n)| (name.clone(), n))
+                        .collect(),
                 })
                 .collect(),
             servers: self

@@ -216,6 +216,7 @@ fn each_behaviour_expectation_fails_with_what_was_expected_and_what_was_measured
         "  expected search-1.breaker_opens == 0, measured 3",
         "  expected search-1.ejections >= 1, measured 0",
         "  expected search-1.load_share >= 0.5, measured 0.1468",
+        "  expected fault.share.search-1 >= 0.5, measured 0.0006",
     ] {
         assert!(out.lines().any(|l| l == expected), "no `{expected}` in:\n{out}");
     }
