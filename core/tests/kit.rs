@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gauntlet_core::balance::{Balancer, PickContext, Strategy};
-use gauntlet_core::testing::kit::{Kit, Step, check};
+use gauntlet_core::testing::kit::{Fairness, Kit, Step, check, check_fairness};
 use gauntlet_core::{FleetView, SeededRng, ServerId};
 
 #[test]
@@ -71,4 +71,23 @@ impl Balancer for OwnEntropy {
 fn a_balancer_that_ignores_the_seeded_rng_is_caught_as_not_deterministic() {
     let failure = check(|| OwnEntropy, &Kit::default()).expect_err("replays differ");
     assert!(failure.message.contains("other picks"), "{failure}");
+}
+
+#[test]
+fn the_strategies_that_claim_a_share_of_picks_give_it() {
+    let kit = Kit { cases: 64, ..Kit::default() };
+    let uniform = Fairness::Uniform { tolerance: 0.03 };
+    for s in [Strategy::ROUND_ROBIN, Strategy::RANDOM, Strategy::P2C] {
+        check_fairness(|| s.build(), uniform, 20_000, &kit).unwrap_or_else(|f| panic!("{s}: {f}"));
+    }
+    check_fairness(|| Strategy::WEIGHTED.build(), Fairness::Weighted { tolerance: 0.01 }, 20_000, &kit)
+        .unwrap_or_else(|f| panic!("weighted: {f}"));
+}
+
+#[test]
+fn a_strategy_that_does_not_spread_by_weight_fails_the_weighted_claim() {
+    let kit = Kit { cases: 64, ..Kit::default() };
+    let failure = check_fairness(|| Strategy::ROUND_ROBIN.build(), Fairness::Weighted { tolerance: 0.02 }, 5_000, &kit)
+        .expect_err("round-robin ignores weights");
+    assert!(failure.message.contains("of the picks, expected"), "{failure}");
 }

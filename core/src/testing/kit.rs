@@ -318,3 +318,80 @@ pub fn check<B: Balancer>(make: impl Fn() -> B, kit: &Kit) -> Result<(), Failure
             TestError::Abort(reason) => Failure { message: reason.message().to_owned(), script: None },
         })
 }
+
+/// A share of picks a strategy claims, on a fleet of available, idle servers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fairness {
+    /// Every server gets `1/n` of the picks, within `tolerance` (absolute, e.g. 0.05).
+    Uniform {
+        /// How far a share may be from `1/n`.
+        tolerance: f64,
+    },
+    /// Every server gets `weight / total weight` of the picks, within `tolerance`.
+    Weighted {
+        /// How far a share may be from its weight's.
+        tolerance: f64,
+    },
+}
+
+/// Checks the share of picks `make`'s balancers give each server of random fleets (2 to 16
+/// available servers, weights 1 to 8, no load, no exclusion), over `picks` picks per fleet,
+/// against `claim`; a failure is shrunk to the smallest fleet that breaks the claim.
+pub fn check_fairness<B: Balancer>(
+    make: impl Fn() -> B,
+    claim: Fairness,
+    picks: u32,
+    kit: &Kit,
+) -> Result<(), Failure> {
+    let config = Config {
+        cases: kit.cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(kit.seed),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let fleets = (proptest::collection::vec(1u32..=8, 2..=16), any::<u64>());
+    runner
+        .run(&fleets, |(weights, seed)| {
+            let mut fleet = Fleet::new(LatencyConfig::default());
+            let members: Vec<ServerId> = weights
+                .iter()
+                .enumerate()
+                .map(|(i, &weight)| fleet.add(&format!("server-{i}"), ServerSpec { weight, priority: 0 }))
+                .collect::<Result<_, _>>()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut balancer = make();
+            let mut rng = SeededRng::new(seed);
+            let mut counts = vec![0u32; members.len()];
+            let now = Time::from_secs(100);
+            for k in 0..picks {
+                let ctx = PickContext::at(now).with_affinity(u64::from(k));
+                let Some(id) = balancer.pick(&fleet.view(&members), &ctx, &mut rng) else {
+                    return Err(TestCaseError::fail(format!("pick {k}: none, though every server is available")));
+                };
+                if let Some(i) = members.iter().position(|&m| m == id) {
+                    counts[i] += 1;
+                }
+            }
+            let total_weight: u32 = weights.iter().sum();
+            for (i, &n) in counts.iter().enumerate() {
+                let share = f64::from(n) / f64::from(picks.max(1));
+                let (expected, tolerance) = match claim {
+                    Fairness::Uniform { tolerance } => (1.0 / members.len() as f64, tolerance),
+                    Fairness::Weighted { tolerance } => (f64::from(weights[i]) / f64::from(total_weight), tolerance),
+                };
+                prop_assert!(
+                    (share - expected).abs() <= tolerance,
+                    "server {i} of {} (weight {}) got {share:.4} of the picks, expected {expected:.4} +- {tolerance}",
+                    members.len(),
+                    weights[i]
+                );
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            TestError::Fail(reason, _) | TestError::Abort(reason) => {
+                Failure { message: reason.message().to_owned(), script: None }
+            }
+        })
+}
