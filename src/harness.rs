@@ -34,6 +34,7 @@ pub struct Harness {
     seeds: Option<u64>,
     jobs: usize,
     except: Vec<String>,
+    program: String,
 }
 
 impl Default for Harness {
@@ -83,6 +84,7 @@ impl Harness {
             seeds: None,
             jobs: std::thread::available_parallelism().map_or(1, usize::from),
             except: Vec::new(),
+            program: "gauntlet".to_owned(),
         }
     }
 
@@ -109,6 +111,14 @@ impl Harness {
     #[must_use]
     pub fn except(mut self, names: &[&str]) -> Harness {
         self.except.extend(names.iter().map(|n| (*n).to_owned()));
+        self
+    }
+
+    /// Names `program` in reproduce lines instead of `gauntlet`: the binary built on the library
+    /// that has the strategies these runs use.
+    #[must_use]
+    pub fn program(mut self, program: &str) -> Harness {
+        program.clone_into(&mut self.program);
         self
     }
 
@@ -154,7 +164,7 @@ impl Harness {
         let runs = suite::execute(&files, &suite::units(&files), self.jobs);
         let mut report = Vec::new();
         // Writing to a Vec cannot fail.
-        let _ = suite::print_runs(&runs, &mut report);
+        let _ = suite::print_runs(&runs, &self.program, &mut report);
         let failed = runs.iter().filter(|r| r.verdict == Verdict::Fail).count();
         let mut report = String::from_utf8_lossy(&report).into_owned();
         report.push_str(&format!("{} runs: {} passed, {failed} failed\n", runs.len(), runs.len() - failed));

@@ -192,15 +192,24 @@ pub(crate) fn execute(files: &[ScenarioFile], units: &[Unit], jobs: usize) -> Ve
 }
 
 /// Prints each run's summary, digest, and for a failure what failed and how to replay it.
-pub(crate) fn print_runs(runs: &[RunResult], out: &mut impl Write) -> anyhow::Result<()> {
+pub(crate) fn print_runs(runs: &[RunResult], program: &str, out: &mut impl Write) -> anyhow::Result<()> {
     for r in runs {
         writeln!(out, "{}", gauntlet_reports::summary_line(r))?;
         writeln!(out, "  digest: {}", r.digest)?;
         if r.verdict == Verdict::Fail {
-            print_failure(r, out)?;
+            print_failure(r, program, out)?;
         }
     }
     Ok(())
+}
+
+/// The name this binary was started by (`gauntlet`, or a user's binary built on the library),
+/// for reproduce lines.
+pub(crate) fn program() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| Path::new(&a).file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "gauntlet".to_owned())
 }
 
 /// Writes `--out` and `--junit` files.
@@ -239,7 +248,7 @@ fn finish(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let runs = execute(files, units, jobs(output)?);
-    print_runs(&runs, out)?;
+    print_runs(&runs, &program(), out)?;
     let failed = runs.iter().filter(|r| r.verdict == Verdict::Fail).count();
     writeln!(out, "{} runs: {} passed, {failed} failed", runs.len(), runs.len() - failed)?;
     write_outputs(&runs, title, output)?;
@@ -359,7 +368,7 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
     let failed: Vec<&RunResult> = runs.iter().filter(|r| r.verdict == Verdict::Fail).collect();
     for r in &failed {
         writeln!(out, "{} [{}]:", r.scenario, r.label())?;
-        print_failure(r, out)?;
+        print_failure(r, &program(), out)?;
     }
     write_outputs(&runs, "Gauntlet compare", &args.output)?;
     if let Some(dir) = &args.output.out {
@@ -382,14 +391,14 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
     Ok(())
 }
 
-fn print_failure(r: &RunResult, out: &mut impl Write) -> anyhow::Result<()> {
+fn print_failure(r: &RunResult, program: &str, out: &mut impl Write) -> anyhow::Result<()> {
     for v in &r.violations {
         writeln!(out, "  violation: {v}")?;
     }
     for e in r.failed_expectations() {
         writeln!(out, "  expected {} {}, measured {}", e.name, e.expected, e.measured)?;
     }
-    writeln!(out, "  reproduce: {}", r.reproduce())?;
+    writeln!(out, "  reproduce: {}", r.reproduce_with(program))?;
     Ok(())
 }
 

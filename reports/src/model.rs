@@ -348,13 +348,19 @@ impl RunResult {
         if self.variant.is_empty() { &self.strategy } else { &self.variant }
     }
 
-    /// The command that replays this run.
+    /// The command that replays this run, with the stock `gauntlet` binary.
     pub fn reproduce(&self) -> String {
+        self.reproduce_with("gauntlet")
+    }
+
+    /// The command that replays this run with `program` (a binary built on the library, whose
+    /// strategies the stock one does not have).
+    pub fn reproduce_with(&self, program: &str) -> String {
         let file = if self.file.is_empty() { "<scenario.toml>" } else { &self.file };
         if self.is_named_variant() {
-            format!("gauntlet run {file} --seed {} --variant {}", self.seed, self.variant)
+            format!("{program} run {file} --seed {} --variant {}", self.seed, self.variant)
         } else {
-            format!("gauntlet run {file} --seed {} --strategy {}", self.seed, self.strategy)
+            format!("{program} run {file} --seed {} --strategy {}", self.seed, self.strategy)
         }
     }
 

@@ -50,6 +50,9 @@ fn a_failing_scenario_fails_with_the_cli_s_expectation_line_and_reproduce_line()
         report.contains(&format!("  reproduce: gauntlet run {} --seed 5 --strategy p2c-peak-ewma", path.display()))
     );
     assert!(std::panic::catch_unwind(|| outcome.assert_passed()).is_err(), "assert_passed must fail");
+    // A binary built on the library names itself in the reproduce line.
+    let mine = Harness::new().program("my-gauntlet").run_paths(std::slice::from_ref(&path)).expect("a valid file");
+    assert!(mine.report().contains(&format!("  reproduce: my-gauntlet run {} --seed 5", path.display())));
 }
 
 #[test]

@@ -69,6 +69,7 @@ fn the_bundled_suite_passes_under_it() {
     let outcome = gauntlet::Harness::new()
         .strategy(strategy())
         .except(&["maglev-affinity"])
+        .program("custom-balancer")
         .run_bundled()
         .expect("the bundled scenarios are valid");
     let ours = outcome.runs.iter().filter(|r| r.strategy == NAME).count();
