@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use gauntlet_core::balance::Strategy;
-use gauntlet_core::testing::bench::{Load, SEED, SIZES, bench_strategies, fleet, pick_and_record};
+use gauntlet_core::testing::bench::bench_strategies;
+use gauntlet_core::testing::load::{Load, SEED, SIZES, fleet, pick_and_record};
 use gauntlet_core::{LatencyConfig, SeededRng};
 use tower::Service;
 use tower::balance::p2c::Balance;

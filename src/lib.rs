@@ -17,6 +17,7 @@
 //! Exit codes: 0 success, 1 a check failed, 2 bad input.
 
 mod args;
+pub mod bench;
 mod bundled;
 pub mod harness;
 mod pick;

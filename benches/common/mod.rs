@@ -7,7 +7,7 @@
 use std::io::Write;
 
 #[allow(unused_imports)]
-pub(crate) use gauntlet_core::testing::bench::{Spread, alternated};
+pub(crate) use gauntlet::bench::{Spread, alternated};
 
 /// A bench reports on stderr, beside criterion's own output.
 pub(crate) fn report(line: &str) {

@@ -25,6 +25,7 @@ use std::time::Duration;
 pub mod bench;
 #[cfg(feature = "kit")]
 pub mod kit;
+pub mod load;
 
 use crate::balance::{Balancer, PickContext};
 use crate::fleet::{Fleet, LatencyConfig, ServerId, ServerSpec};

@@ -6,8 +6,10 @@
 use std::io::Write;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use gauntlet::bench::alternated_ratio;
 use gauntlet_core::balance::Strategy;
-use gauntlet_core::testing::bench::{Load, alternated_ratio, bench_strategies};
+use gauntlet_core::testing::bench::bench_strategies;
+use gauntlet_core::testing::load::Load;
 
 fn strategies(c: &mut Criterion) {
     let mine = custom_balancer::registry().install().expect("a valid registry")[0];
