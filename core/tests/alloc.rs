@@ -1,98 +1,59 @@
-//! The hot path does not allocate: a counting global allocator watches every balancer's picks
-//! and the engine's whole per-call path.
-//!
-//! Its own test binary, because a global allocator is process-wide, and one `#[test]`, because
-//! the test harness's other threads would allocate concurrently and blur the count.
-#![allow(unsafe_code)] // a `GlobalAlloc` impl is unsafe by definition
+//! The hot path does not allocate: every balancer's picks through the public kit's allocation
+//! check, and the engine's whole per-call path, under the counting allocator the `alloc-check`
+//! feature links.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
-use gauntlet_core::balance::{BalancerConfig, PickContext, SlowStartConfig, Strategy};
+use gauntlet_core::balance::{BalancerConfig, SlowStartConfig, Strategy};
 use gauntlet_core::outcome::Outcome;
 use gauntlet_core::policy::{Engine, Hedge, HedgePolicy, Next, Policy, ServerEntry};
 use gauntlet_core::route::{ServerTools, ToolHints, ToolInfo};
-use gauntlet_core::{Fleet, LatencyConfig, SeededRng, ServerId, ServerSpec, Time};
+use gauntlet_core::testing::kit::check_allocations;
+use gauntlet_core::{ServerId, Time};
 
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-// SAFETY: forwards every call to `System` unchanged; only counts this thread's allocations.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
+/// Every built-in balancer, plain and with priority tiers and slow start, once caches are warm.
 #[test]
-fn the_per_call_policy_path_allocates_nothing() {
-    picks_and_records();
-    the_engines_call_path();
-}
-
-/// Every balancer's pick, and the fleet's record of the call, once caches are warm.
-fn picks_and_records() {
-    let mut fleet = Fleet::new(LatencyConfig::default());
-    let ids: Vec<_> = (0..1_000)
-        .map(|i| fleet.add(&format!("s{i}"), ServerSpec { weight: 1 + i % 7, priority: i % 3 }).unwrap())
-        .collect();
-    let tried = [ids[3], ids[500]];
-    let mut policies = Vec::new();
+fn every_built_in_balancer_picks_without_allocating() {
     for strategy in Strategy::BUILT_IN {
-        policies.push(BalancerConfig::from(strategy));
-        policies.push(BalancerConfig {
+        let configured = BalancerConfig {
             priority_threshold: Some(0.7),
             slow_start: Some(SlowStartConfig::default()),
             ..strategy.into()
-        });
-    }
-    for policy in policies {
-        let mut balancer = policy.build();
-        let mut rng = SeededRng::new(1);
-        // Warm up: the first pick after an epoch change builds the caches.
-        let warm = PickContext::at(Time::from_secs(1));
-        balancer.pick(&fleet.view(&ids), &warm, &mut rng).unwrap();
-        let before = allocations();
-        for k in 0..10_000u64 {
-            let now = Time::from_secs(1) + Duration::from_micros(k);
-            let ctx = PickContext::at(now).with_affinity(k);
-            let ctx = if k % 4 == 0 { ctx.excluding(&tried) } else { ctx };
-            let id = balancer.pick(&fleet.view(&ids), &ctx, &mut rng).unwrap();
-            fleet.begin(id);
-            fleet.end(id, Duration::from_micros(200 + k % 300), now);
+        };
+        for policy in [BalancerConfig::from(strategy), configured] {
+            check_allocations(|| policy.build()).unwrap_or_else(|f| panic!("{policy:?}: {f}"));
         }
-        let spent = allocations() - before;
-        assert_eq!(spent, 0, "{policy:?} allocated {spent} times in 10,000 picks and records");
     }
+}
+
+/// A balancer that collects its candidates into a new vector on every pick: the kit's check
+/// must catch it (it would pass vacuously if the counter were not counting).
+#[test]
+fn a_balancer_that_allocates_per_pick_is_caught() {
+    use gauntlet_core::balance::{Balancer, PickContext};
+    use gauntlet_core::{FleetView, SeededRng};
+    struct Collects;
+    impl Balancer for Collects {
+        fn pick(&mut self, view: &FleetView<'_>, ctx: &PickContext<'_>, _: &mut SeededRng) -> Option<ServerId> {
+            let eligible: Vec<ServerId> = view
+                .members()
+                .iter()
+                .copied()
+                .filter(|&id| view.state(id).is_available() && !ctx.is_excluded(id))
+                .collect();
+            eligible.first().copied()
+        }
+    }
+    let failure = check_allocations(|| Collects).expect_err("a Vec per pick is an allocation per pick");
+    assert!(failure.message.contains("allocations"), "{failure}");
 }
 
 /// The engine's whole per-call path, as the client runs it: begin (route lookup, budget
 /// deposit), pick (poll, balancer, breaker permit), hedge decisions, finish (fleet, breaker,
 /// outlier, health, metrics, hedger records, then the retry decision) and cancel, through
 /// breaker trips and recoveries.
-fn the_engines_call_path() {
+#[test]
+fn the_engines_call_path_allocates_nothing() {
     let servers: Vec<ServerEntry> =
         (0..100).map(|i| ServerEntry { name: format!("s{i}"), weight: 1, priority: 0, trusted: true }).collect();
     let policy = Policy {
@@ -123,24 +84,24 @@ fn the_engines_call_path() {
         let a = engine.pick(&mut call, now).unwrap();
         let _ = engine.finish(&mut call, a, Outcome::Success, true, now + Duration::from_millis(1));
     }
-    let before = allocations();
-    for k in 100..50_000u64 {
-        let now = Time::from_millis(k);
-        let mut call = engine.begin(names[(k % 3) as usize], None, Some(k), now).unwrap();
-        // Failures come in bursts so breakers trip, open, probe and close again.
-        let outcome = if (k / 500) % 3 == 1 { Outcome::Timeout } else { outcomes[(k % 5) as usize] };
-        let mut t = now;
-        while let Some(a) = engine.pick(&mut call, t) {
-            let later = t + Duration::from_micros(100 + k % 5_000);
-            if let Hedge::Send(b) = engine.hedge(&mut call, t + Duration::from_millis(3)) {
-                engine.cancel(b, later);
-            }
-            match engine.finish(&mut call, a, outcome, true, later) {
-                Next::Retry(after) => t = later + after,
-                Next::Done | Next::Wait | Next::GiveUp(_) => break,
+    let spent = allocation_counter::measure(|| {
+        for k in 100..50_000u64 {
+            let now = Time::from_millis(k);
+            let mut call = engine.begin(names[(k % 3) as usize], None, Some(k), now).unwrap();
+            // Failures come in bursts so breakers trip, open, probe and close again.
+            let outcome = if (k / 500) % 3 == 1 { Outcome::Timeout } else { outcomes[(k % 5) as usize] };
+            let mut t = now;
+            while let Some(a) = engine.pick(&mut call, t) {
+                let later = t + Duration::from_micros(100 + k % 5_000);
+                if let Hedge::Send(b) = engine.hedge(&mut call, t + Duration::from_millis(3)) {
+                    engine.cancel(b, later);
+                }
+                match engine.finish(&mut call, a, outcome, true, later) {
+                    Next::Retry(after) => t = later + after,
+                    Next::Done | Next::Wait | Next::GiveUp(_) => break,
+                }
             }
         }
-    }
-    let spent = allocations() - before;
-    assert_eq!(spent, 0, "the engine's call path allocated {spent} times in 49,900 calls");
+    });
+    assert_eq!(spent.count_total, 0, "the engine's call path allocated {} times in 49,900 calls", spent.count_total);
 }

@@ -13,6 +13,9 @@
 //!   caches its candidates must notice the fleet's epoch moving;
 //! - **determinism**: the same script and seed give the same picks on a new instance.
 //!
+//! Beside them, [`check_fairness`] checks a share of picks a strategy claims, and (feature
+//! `alloc-check`) `check_allocations` checks that a warm balancer's picks never allocate.
+//!
 //! ```
 //! use gauntlet_core::balance::RoundRobin;
 //! use gauntlet_core::testing::kit::{Kit, check};
@@ -394,4 +397,67 @@ pub fn check_fairness<B: Balancer>(
                 Failure { message: reason.message().to_owned(), script: None }
             }
         })
+}
+
+/// Picks per fleet that [`check_allocations`] counts, after its warm-up.
+#[cfg(feature = "alloc-check")]
+pub const ALLOC_PICKS: u64 = 10_000;
+
+/// Checks that `make`'s balancers allocate nothing per pick once warm: on each of the bench
+/// fleets ([`load::SIZES`](super::load::SIZES) under each [`Load`](super::load::Load)), one pick
+/// warms the balancer's caches, then [`ALLOC_PICKS`] picks (every fourth excluding two servers,
+/// each with an affinity key) and their calls' records must not touch the heap. A balancer may
+/// allocate when the fleet changes (its epoch moves); not on a pick of an unchanged fleet.
+///
+/// The `alloc-check` feature links a counting global allocator (`allocation-counter`) into the
+/// binary: enable it in `[dev-dependencies]` only. Allocations are counted on this thread; the
+/// check fails, rather than passing, if the counter is not the active allocator.
+#[cfg(feature = "alloc-check")]
+pub fn check_allocations<B: Balancer>(make: impl Fn() -> B) -> Result<(), Failure> {
+    use super::load::{self, Load, SIZES};
+    let fail = |message: String| Failure { message, script: None };
+    let probe = allocation_counter::measure(|| drop(std::hint::black_box(Box::new(0u64))));
+    if probe.count_total == 0 {
+        return Err(fail("the counting allocator is not active: nothing was measured".to_owned()));
+    }
+    for n in SIZES {
+        for l in Load::ALL {
+            let (mut fleet, ids) = load::fleet(n, l);
+            let tried = [ids[0], ids[ids.len() / 2]];
+            let mut balancer = make();
+            let mut rng = SeededRng::new(load::SEED);
+            let mut pick = |fleet: &mut Fleet, balancer: &mut B, k: u64| -> Result<(), String> {
+                let now = load::START + Duration::from_micros(k);
+                let ctx = PickContext::at(now).with_affinity(k);
+                let ctx = if k.is_multiple_of(4) && ids.len() > 2 { ctx.excluding(&tried) } else { ctx };
+                let id = balancer.pick(&fleet.view(&ids), &ctx, &mut rng).ok_or_else(|| {
+                    format!("{n} servers, {} load: pick {k} returned none, though servers are eligible", l.name())
+                })?;
+                fleet.begin(id);
+                fleet.end(id, Duration::from_micros(300 + k % 700), now);
+                Ok(())
+            };
+            pick(&mut fleet, &mut balancer, 0).map_err(fail)?;
+            let mut result = Ok(());
+            let spent = allocation_counter::measure(|| {
+                for k in 1..=ALLOC_PICKS {
+                    if let Err(e) = pick(&mut fleet, &mut balancer, k) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            });
+            result.map_err(fail)?;
+            if spent.count_total > 0 {
+                return Err(fail(format!(
+                    "{n} servers, {} load: {} allocations ({} bytes) in {ALLOC_PICKS} picks and records after a warm-up \
+                     pick; a pick on an unchanged fleet must not allocate",
+                    l.name(),
+                    spent.count_total,
+                    spent.bytes_total
+                )));
+            }
+        }
+    }
+    Ok(())
 }

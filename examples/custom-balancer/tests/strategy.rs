@@ -50,6 +50,11 @@ fn it_passes_the_proptest_kit_with_fleet_changes_between_picks() {
 }
 
 #[test]
+fn it_picks_without_allocating_once_warm() {
+    gauntlet_core::testing::kit::check_allocations(LeastLatency::new).unwrap_or_else(|f| panic!("{f}"));
+}
+
+#[test]
 fn the_proptest_kit_shrinks_the_exclusion_bug_to_one_excluding_pick() {
     use gauntlet_core::testing::kit::{Kit, Step, check};
     let failure = check(|| ForgetsExclusions, &Kit::default()).expect_err("the kit finds the bug");
