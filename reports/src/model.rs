@@ -121,6 +121,10 @@ pub struct Bucket {
     pub p50_ms: Option<f64>,
     /// Their 99th percentile, in ms.
     pub p99_ms: Option<f64>,
+    /// Correct answers per server, in the order of the run's `servers` (absent in results
+    /// written before it was kept: empty).
+    #[serde(default)]
+    pub answered: Vec<u64>,
 }
 
 /// One entry of the event timeline.
@@ -302,6 +306,10 @@ pub struct RunResult {
     pub calls: Calls,
     /// Attempts sent (hedges and retries included).
     pub attempts: u64,
+    /// Of those, hedges: backups of an attempt still in flight (absent in results written
+    /// before it was kept: 0).
+    #[serde(default)]
+    pub hedges: u64,
     /// Attempts per call sent (calls that found no server to send to are not counted): 1 when
     /// nothing was retried or hedged.
     pub retry_amplification: f64,

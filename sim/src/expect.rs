@@ -68,6 +68,8 @@ pub enum Unit {
     Ratio,
     /// A count of events (whole, `>= 0`).
     Count,
+    /// Events per call (`>= 0`, may exceed 1).
+    PerCall,
 }
 
 impl Unit {
@@ -77,7 +79,7 @@ impl Unit {
             Unit::Rate => (0.0, 1.0),
             Unit::Millis => (0.0, f64::INFINITY),
             Unit::Ratio => (1.0, f64::INFINITY),
-            Unit::Count => (0.0, f64::INFINITY),
+            Unit::Count | Unit::PerCall => (0.0, f64::INFINITY),
         }
     }
 
@@ -87,6 +89,7 @@ impl Unit {
             Unit::Millis => "a duration, never negative",
             Unit::Ratio => "attempts per call, never below 1",
             Unit::Count => "a count, never negative",
+            Unit::PerCall => "a number per call, never negative",
         }
     }
 }
@@ -116,6 +119,8 @@ pub enum Metric {
     Ejections,
     /// A server's share of the correct answers (a server metric).
     LoadShare,
+    /// Hedges sent per call issued (a call with two backups counts two).
+    HedgeRate,
 }
 
 impl Metric {
@@ -135,6 +140,7 @@ impl Metric {
             "breaker_opens" => Metric::BreakerOpens,
             "ejections" => Metric::Ejections,
             "load_share" => Metric::LoadShare,
+            "hedge_rate" => Metric::HedgeRate,
             _ => return None,
         })
     }
@@ -146,6 +152,7 @@ impl Metric {
             Metric::Percentile(_) | Metric::Recovery | Metric::Detection => Unit::Millis,
             Metric::BreakerOpens | Metric::Ejections => Unit::Count,
             Metric::RetryAmplification => Unit::Ratio,
+            Metric::HedgeRate => Unit::PerCall,
         }
     }
 
@@ -168,6 +175,7 @@ impl Metric {
             Metric::RetryAmplification => Some(run.retry_amplification),
             Metric::Recovery => run.recovery_ms,
             Metric::Detection => detection_ms(run),
+            Metric::HedgeRate => (run.calls.total > 0).then(|| run.hedges as f64 / run.calls.total as f64),
             // Phase and server metrics: see `Expectations::check`.
             Metric::KeysMoved | Metric::BreakerOpens | Metric::Ejections | Metric::LoadShare => None,
         }
@@ -203,6 +211,7 @@ impl Metric {
             (Unit::Rate, Some(v)) => format!("{v:.4}"),
             (Unit::Ratio, Some(v)) => format!("{v:.3}"),
             (Unit::Count, Some(v)) => format!("{v:.0}"),
+            (Unit::PerCall, Some(v)) => format!("{v:.4}"),
         }
     }
 }
@@ -220,6 +229,7 @@ impl fmt::Display for Metric {
             Metric::BreakerOpens => f.write_str("breaker_opens"),
             Metric::Ejections => f.write_str("ejections"),
             Metric::LoadShare => f.write_str("load_share"),
+            Metric::HedgeRate => f.write_str("hedge_rate"),
         }
     }
 }
@@ -299,7 +309,7 @@ fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
             let v: u64 = text.trim().parse().map_err(|_| format!("`{text}` is not a whole number"))?;
             Ok(v as f64)
         }
-        Unit::Ratio => {
+        Unit::Ratio | Unit::PerCall => {
             let v: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
             if !v.is_finite() || v < 0.0 {
                 return Err(format!("{v} is not a non-negative number"));
@@ -400,7 +410,56 @@ fn detection_ms(run: &RunResult) -> Option<f64> {
 }
 
 /// The metrics a bound or comparison can name.
-pub const METRICS: &str = "success_rate, correct_rate, p50, p90, p99, p999, retry_amplification, recovery, detection";
+pub const METRICS: &str =
+    "success_rate, correct_rate, p50, p90, p99, p999, retry_amplification, recovery, detection, hedge_rate";
+
+/// The fewest correct answers a series bucket needs to count toward a served order.
+pub const MIN_ORDER_ANSWERS: u64 = 5;
+/// The most entries a served order may list.
+pub const MAX_ORDER: usize = 32;
+
+/// The order in which groups (or servers) served, over the run or one phase: bucket by bucket
+/// of the run's series, the one of `names` (then of the fleet's other groups) that gave more than
+/// half of the bucket's correct answers (buckets with fewer than [`MIN_ORDER_ANSWERS`], or where
+/// none did, are skipped), with repeats merged: `primary, secondary, primary` is a failover and
+/// its return.
+pub fn served_order(run: &RunResult, span: Option<(f64, f64)>, names: &[String]) -> Vec<String> {
+    let mut candidates: Vec<&str> = names.iter().map(String::as_str).collect();
+    for s in &run.servers {
+        if !candidates.contains(&s.group.as_str()) {
+            candidates.push(&s.group);
+        }
+    }
+    let mut order: Vec<String> = Vec::new();
+    for b in &run.series {
+        if span.is_some_and(|(from, to)| b.t_ms < from || b.t_ms >= to) {
+            continue;
+        }
+        let total: u64 = b.answered.iter().sum();
+        if total < MIN_ORDER_ANSWERS {
+            continue;
+        }
+        let of = |name: &str| -> u64 {
+            run.servers.iter().zip(&b.answered).filter(|(s, _)| s.name == name || s.group == name).map(|(_, n)| n).sum()
+        };
+        let leader = candidates.iter().find(|n| of(n).saturating_mul(2) > total);
+        if let Some(&leader) = leader
+            && order.last().map(String::as_str) != Some(leader)
+        {
+            order.push(leader.to_owned());
+        }
+    }
+    order
+}
+
+/// An expected served order (see [`served_order`]), over the run or one phase.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    /// The phase it is about (`None`: the whole run).
+    pub phase: Option<String>,
+    /// The groups or servers, in the order they must have served.
+    pub names: Vec<String>,
+}
 
 /// Bounds on the metrics of one run, or of one phase of it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -439,6 +498,11 @@ pub struct Expectations {
     pub shares: Vec<(String, String, Bound)>,
     /// Comparisons between runs (strategies of the matrix, or variants).
     pub compare: Vec<Comparison>,
+    /// Orders in which groups or servers must have served.
+    pub orders: Vec<Order>,
+    /// Expectations only one run must meet, by its name (a strategy of the matrix, or a
+    /// variant): `[expect.run.NAME]`.
+    pub only: Vec<(String, Expectations)>,
 }
 
 fn check_bound(name: String, metric: Metric, bound: &Bound, measured: Option<f64>) -> Expectation {
@@ -490,6 +554,30 @@ impl Expectations {
         for (phase, who, bound) in &self.shares {
             let measured = run.phases.iter().find(|p| p.name == *phase).and_then(|p| share(run, p, who));
             out.push(check_bound(format!("{phase}.share.{who}"), Metric::LoadShare, bound, measured));
+        }
+        for o in &self.orders {
+            let span = match &o.phase {
+                None => Some(None),
+                Some(name) => run.phases.iter().find(|p| p.name == *name).map(|p| Some((p.from_ms, p.to_ms))),
+            };
+            let measured = span.map(|span| served_order(run, span, &o.names));
+            let pass = measured.as_ref() == Some(&o.names);
+            let show = |names: &[String]| {
+                if names.is_empty() { "none served a majority".to_owned() } else { names.join(" -> ") }
+            };
+            out.push(Expectation {
+                name: o.phase.as_ref().map_or_else(|| "order".to_owned(), |p| format!("{p}.order")),
+                expected: show(&o.names),
+                measured: measured.map_or_else(|| "not measured".to_owned(), |m| show(&m)),
+                pass,
+            });
+        }
+        for (name, sub) in self.only.iter().filter(|(name, _)| *name == run.key()) {
+            // `lost` is checked once, above.
+            for mut e in sub.check(run).into_iter().skip(1) {
+                e.name = format!("{name}: {}", e.name);
+                out.push(e);
+            }
         }
         for (server, bounds) in &self.servers {
             for (metric, bound) in &bounds.0 {

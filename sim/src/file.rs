@@ -14,7 +14,9 @@ use gauntlet_core::balance::Strategy;
 use gauntlet_core::policy::{MAX_FAN_OUT, Policy};
 use serde::Deserialize;
 
-use crate::expect::{Bound, Bounds, Comparison, Expectations, METRICS, Metric, Unit, duration, instant};
+use crate::expect::{
+    Bound, Bounds, Comparison, Expectations, MAX_ORDER, METRICS, Metric, Order, Unit, duration, instant,
+};
 use crate::scenario::{
     Affinity, Arrivals, Fault, FaultKind, PhaseSpec, ProtocolEra, Scenario, ServerGroup, ServiceTime, SimTool, Workload,
 };
@@ -289,12 +291,18 @@ struct RawExpect {
     retry_amplification: Option<String>,
     recovery: Option<String>,
     detection: Option<String>,
+    hedge_rate: Option<String>,
+    order: Option<Vec<String>>,
     #[serde(default)]
     phase: BTreeMap<String, RawPhaseExpect>,
     #[serde(default)]
     server: BTreeMap<String, RawServerExpect>,
     #[serde(default)]
     compare: Vec<String>,
+    /// Expectations that only one run of the file (a strategy of its matrix, or a variant) must
+    /// meet.
+    #[serde(default)]
+    run: BTreeMap<String, RawExpect>,
 }
 
 #[derive(Deserialize)]
@@ -307,6 +315,7 @@ struct RawPhaseExpect {
     p99: Option<String>,
     p999: Option<String>,
     keys_moved: Option<String>,
+    order: Option<Vec<String>>,
     #[serde(default)]
     share: BTreeMap<String, String>,
 }
@@ -514,7 +523,8 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
         }
     }
     let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
-    let expect = expectations(loc, &raw.expect, &scenario, &names)?;
+    let hedging = variants.iter().any(|v| v.policy.hedge.is_some());
+    let expect = expectations(loc, &raw.expect, &scenario, &names, hedging)?;
     Ok(ScenarioFile {
         file: loc.file.to_owned(),
         description: raw.description.trim().to_owned(),
@@ -1172,11 +1182,63 @@ fn bounds<'a>(
     Ok(b)
 }
 
-fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String]) -> Result<Expectations, FileError> {
-    let base = [Key("expect")];
+/// A served order's entries, checked: groups or servers of the fleet, none twice in a row.
+fn order(loc: &Locator<'_>, base: &[Seg<'_>], names: &[String], s: &Scenario) -> Result<Vec<String>, FileError> {
+    let mut path = base.to_vec();
+    path.push(Key("order"));
+    if names.is_empty() || names.len() > MAX_ORDER {
+        return Err(loc.at(&path, format!("an order lists 1 to {MAX_ORDER} groups or servers")));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let mut at = path.clone();
+        at.push(Index(i));
+        let known = s.fleet.iter().any(|g| g.group == *name) || s.servers().iter().any(|(n, _)| n == name);
+        if !known {
+            let groups: Vec<&str> = s.fleet.iter().map(|g| g.group.as_str()).collect();
+            return Err(loc.hint(
+                &at,
+                format!("`{name}` is not a group or a server of the fleet"),
+                format!("the groups are {}", groups.join(", ")),
+            ));
+        }
+        if i > 0 && names[i - 1] == *name {
+            return Err(loc.hint(
+                &at,
+                format!("`{name}` follows itself"),
+                "an order lists changes of who served: write each stretch once",
+            ));
+        }
+    }
+    Ok(names.to_vec())
+}
+
+fn expectations(
+    loc: &Locator<'_>,
+    e: &RawExpect,
+    s: &Scenario,
+    runs: &[String],
+    hedging: bool,
+) -> Result<Expectations, FileError> {
+    expectations_at(loc, &[Key("expect")], e, s, runs, hedging)
+}
+
+/// The expectations of the table at `base` (`[expect]`, or `[expect.run.NAME]`).
+fn expectations_at<'a>(
+    loc: &Locator<'_>,
+    base: &[Seg<'a>],
+    e: &'a RawExpect,
+    s: &Scenario,
+    runs: &[String],
+    hedging: bool,
+) -> Result<Expectations, FileError> {
+    let at = |rest: &[Seg<'a>]| -> Vec<Seg<'a>> {
+        let mut p = base.to_vec();
+        p.extend_from_slice(rest);
+        p
+    };
     let run = bounds(
         loc,
-        &base,
+        base,
         [
             ("success_rate", &e.success_rate),
             ("correct_rate", &e.correct_rate),
@@ -1187,19 +1249,31 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
             ("retry_amplification", &e.retry_amplification),
             ("recovery", &e.recovery),
             ("detection", &e.detection),
+            ("hedge_rate", &e.hedge_rate),
         ],
     )?;
+    if e.hedge_rate.is_some() && !hedging {
+        return Err(loc.hint(
+            &at(&[Key("hedge_rate")]),
+            "no run of this file hedges: the hedge rate is always 0",
+            "set `hedge` in `[client]` or in a `[[variant]]`",
+        ));
+    }
+    let mut orders = Vec::new();
+    if let Some(names) = &e.order {
+        orders.push(Order { phase: None, names: order(loc, base, names, s)? });
+    }
     if e.recovery.is_some() && s.faults.is_empty() {
-        return Err(loc.at(&[Key("expect"), Key("recovery")], "a recovery time is expected, but no fault heals"));
+        return Err(loc.at(&at(&[Key("recovery")]), "a recovery time is expected, but no fault heals"));
     }
     if e.detection.is_some() && s.faults.is_empty() {
-        return Err(loc.at(&[Key("expect"), Key("detection")], "a detection time is expected, but there is no fault"));
+        return Err(loc.at(&at(&[Key("detection")]), "a detection time is expected, but there is no fault"));
     }
     if let Some(lost) = e.lost
         && lost > 0
     {
         return Err(loc.hint(
-            &[Key("expect"), Key("lost")],
+            &at(&[Key("lost")]),
             "no call may be lost",
             "every call must end; the checker demands `lost = 0`",
         ));
@@ -1208,7 +1282,7 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
     let mut phases = Vec::new();
     let mut shares = Vec::new();
     for (name, p) in &e.phase {
-        let path = [Key("expect"), Key("phase"), Key(name.as_str())];
+        let path = at(&[Key("phase"), Key(name.as_str())]);
         if !names.contains(name) {
             return Err(loc.hint(
                 &path,
@@ -1230,7 +1304,7 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
             ],
         )?;
         if p.keys_moved.is_some() {
-            let path = [Key("expect"), Key("phase"), Key(name.as_str()), Key("keys_moved")];
+            let path = at(&[Key("phase"), Key(name.as_str()), Key("keys_moved")]);
             if s.workload.affinity.is_none() {
                 return Err(loc.hint(&path, "no call carries an affinity key", "set `workload.affinity`"));
             }
@@ -1239,8 +1313,11 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
             }
         }
         phases.push((name.clone(), b));
+        if let Some(names) = &p.order {
+            orders.push(Order { phase: Some(name.clone()), names: order(loc, &path, names, s)? });
+        }
         for (who, text) in &p.share {
-            let path = [Key("expect"), Key("phase"), Key(name.as_str()), Key("share"), Key(who.as_str())];
+            let path = at(&[Key("phase"), Key(name.as_str()), Key("share"), Key(who.as_str())]);
             let known = s.fleet.iter().any(|g| g.group == *who) || s.servers().iter().any(|(n, _)| n == who);
             if !known {
                 let groups: Vec<&str> = s.fleet.iter().map(|g| g.group.as_str()).collect();
@@ -1257,7 +1334,7 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
     }
     let mut compare = Vec::new();
     for (i, text) in e.compare.iter().enumerate() {
-        let path = [Key("expect"), Key("compare"), Index(i)];
+        let path = at(&[Key("compare"), Index(i)]);
         let c = Comparison::parse(text).map_err(|m| loc.hint(&path, m, format!("metrics: {METRICS}")))?;
         for side in [&c.left, &c.right] {
             if !runs.contains(side) {
@@ -1276,7 +1353,7 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
     let servers_of_fleet: Vec<String> = s.servers().into_iter().map(|(n, _)| n).collect();
     let mut servers = Vec::new();
     for (name, b) in &e.server {
-        let path = [Key("expect"), Key("server"), Key(name.as_str())];
+        let path = at(&[Key("server"), Key(name.as_str())]);
         if !servers_of_fleet.contains(name) {
             // At the table's first bound, not at its header.
             let first =
@@ -1298,5 +1375,27 @@ fn expectations(loc: &Locator<'_>, e: &RawExpect, s: &Scenario, runs: &[String])
         )?;
         servers.push((name.clone(), bounds));
     }
-    Ok(Expectations { run, phases, servers, shares, compare })
+    let mut only = Vec::new();
+    for (name, sub) in &e.run {
+        let path = at(&[Key("run"), Key(name.as_str())]);
+        if base.len() > 1 {
+            return Err(loc.at(&path, "`run` tables do not nest: write `[expect.run.NAME]` once"));
+        }
+        if !runs.contains(name) {
+            return Err(loc.hint(
+                &path,
+                format!("`{name}` is not in the matrix or a variant"),
+                format!("the file runs {}", runs.join(", ")),
+            ));
+        }
+        if !sub.compare.is_empty() {
+            return Err(loc.hint(
+                &at(&[Key("run"), Key(name.as_str()), Key("compare")]),
+                "comparisons name both runs already",
+                "write them under `[expect]`",
+            ));
+        }
+        only.push((name.clone(), expectations_at(loc, &path, sub, s, runs, hedging)?));
+    }
+    Ok(Expectations { run, phases, servers, shares, compare, orders, only })
 }

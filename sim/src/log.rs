@@ -122,6 +122,8 @@ pub struct RunReport {
     pub events_dropped: u64,
     /// Attempts sent, in total.
     pub attempts: u64,
+    /// Of those, hedges (backups of an attempt still in flight).
+    pub hedges: u64,
     /// Time from the last fault's end until the client served normally again, in µs.
     pub recovery_us: Option<u64>,
     /// Broken rules (empty: the run is safe).

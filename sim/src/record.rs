@@ -143,8 +143,11 @@ pub(crate) struct Recorder {
     /// Per server (`scenario.servers()` order): its name, group and figures.
     servers: Vec<(String, String, Tally)>,
     server_index: BTreeMap<String, usize>,
-    series: Vec<Tally>,
+    /// Per bucket: its figures, and its correct answers per server.
+    series: Vec<(Tally, Vec<u64>)>,
     series_width: u64,
+    /// Hedges sent.
+    hedges: u64,
     /// Calls sent to at least one server, and attempts in all.
     sent: u64,
     attempts: u64,
@@ -205,8 +208,9 @@ impl Recorder {
             phases,
             servers,
             server_index,
-            series: (0..buckets).map(|_| Tally::new()).collect(),
+            series: (0..buckets).map(|_| (Tally::new(), vec![0; scenario.servers().len()])).collect(),
             series_width,
+            hedges: 0,
             sent: 0,
             attempts: 0,
             first_fault_us: micros(scenario.faults.iter().map(|f| f.at).min().unwrap_or_default()),
@@ -290,7 +294,10 @@ impl Recorder {
             self.violation(v);
         }
         let keep = match e {
-            ClientEvent::Sent { .. } => return,
+            ClientEvent::Sent { hedge, .. } => {
+                self.hedges += u64::from(*hedge);
+                return;
+            }
             ClientEvent::Failover { .. } => {
                 self.failovers += 1;
                 self.failovers <= MAX_FAILOVERS
@@ -363,8 +370,11 @@ impl Recorder {
         }
         let last = self.series.len().saturating_sub(1);
         let i = usize::try_from(start / self.series_width).unwrap_or(usize::MAX).min(last);
-        if let Some(bucket) = self.series.get_mut(i) {
+        if let Some((bucket, answered)) = self.series.get_mut(i) {
             bucket.add(end_ref, took);
+            if let Some(n) = answered_by.and_then(|s| answered.get_mut(s)) {
+                *n += 1;
+            }
         }
         if attempts > 0 {
             self.sent += 1;
@@ -491,7 +501,7 @@ impl Recorder {
                 .series
                 .iter()
                 .enumerate()
-                .map(|(i, t)| {
+                .map(|(i, (t, answered))| {
                     let l = t.latency();
                     Bucket {
                         t_ms: (i as u64).saturating_mul(self.series_width) as f64 / 1e3,
@@ -500,6 +510,7 @@ impl Recorder {
                         failed: t.counts.failed + t.counts.lost,
                         p50_ms: l.p50,
                         p99_ms: l.p99,
+                        answered: answered.clone(),
                     }
                 })
                 .collect(),
@@ -515,6 +526,7 @@ impl Recorder {
             events,
             events_dropped: self.dropped,
             attempts: self.attempts,
+            hedges: self.hedges,
             recovery_us,
             violations,
             digest: format!("{:032x}", self.digest.digest128()),
@@ -555,6 +567,7 @@ pub fn summarize(report: &RunReport) -> RunResult {
         verdict,
         calls: f.calls,
         attempts: report.attempts,
+        hedges: report.hedges,
         retry_amplification: f.retry_amplification,
         latency: f.latency,
         recovery_ms: report.recovery_us.map(|r| r as f64 / 1e3),

@@ -56,6 +56,7 @@ impl ScenarioFile {
             verdict: Verdict::Fail,
             calls: Calls::default(),
             attempts: 0,
+            hedges: 0,
             retry_amplification: 0.0,
             latency: Latency::default(),
             recovery_ms: None,

@@ -226,6 +226,30 @@ fn each_behaviour_expectation_fails_with_what_was_expected_and_what_was_measured
 }
 
 #[test]
+fn orders_hedge_rates_and_per_run_bounds_fail_with_what_was_expected_and_what_was_measured() {
+    let o = gauntlet(&["run", "tests/scenarios/failing/order-and-hedges.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    let out = text(&o.stdout);
+    for expected in [
+        "  expected order search -> search_backup, measured search -> search_backup -> search",
+        "  expected fault.order search, measured search_backup",
+        "  expected hedge_rate >= 0.5, measured 0.0679",
+        "  expected round-robin: p99 <= 1ms, measured 54.015ms",
+    ] {
+        assert!(out.lines().any(|l| l == expected), "no `{expected}` in:\n{out}");
+    }
+    // A bound under `[expect.run.round-robin]` is round-robin's alone.
+    let p2c = out.split("[p2c-peak-ewma]").nth(1).expect("the p2c run");
+    assert!(!p2c.contains("round-robin: p99"), "{out}");
+    // The same kinds hold in the bundled files that claim them.
+    for file in ["scenarios/fallback-group.toml", "scenarios/primary-partition.toml", "scenarios/breaker-variants.toml"]
+    {
+        let o = gauntlet(&["run", file]);
+        assert!(o.status.success(), "{file}: {}", text(&o.stdout));
+    }
+}
+
+#[test]
 fn keys_moved_holds_for_maglev_and_fails_for_a_balancer_that_ignores_the_key() {
     let maglev = gauntlet(&["run", "scenarios/maglev-affinity.toml"]);
     assert!(maglev.status.success(), "{}", text(&maglev.stdout));
