@@ -28,6 +28,11 @@ pub(crate) enum Command {
     Compare(CompareArgs),
     /// Check scenario files without running them.
     Validate(ValidateArgs),
+    /// Merge results directories (e.g. every shard of a CI matrix) into one HTML report, and
+    /// optionally one results directory and one JUnit file.
+    Report(ReportArgs),
+    /// Compare two results directories run by run; exit 1 on a regression.
+    Diff(DiffArgs),
 }
 
 /// Where results go.
@@ -39,6 +44,9 @@ pub(crate) struct OutputArgs {
     /// Write a JUnit XML report (one test case per scenario × strategy × seed).
     #[arg(long)]
     pub(crate) junit: Option<std::path::PathBuf>,
+    /// Write the HTML report (charts, expectations, reproduce lines) to this file.
+    #[arg(long)]
+    pub(crate) html: Option<std::path::PathBuf>,
     /// Scenario runs at once (default: the machine's cores).
     #[arg(long)]
     pub(crate) jobs: Option<usize>,
@@ -154,4 +162,45 @@ pub(crate) struct PickArgs {
     /// The seed of the run's random source.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReportArgs {
+    /// Results directories (`--out` of `suite`, `run` or `compare`), e.g. one per shard.
+    #[arg(required = true)]
+    pub(crate) dirs: Vec<std::path::PathBuf>,
+    /// The HTML report to write.
+    #[arg(long, default_value = "report.html")]
+    pub(crate) html: std::path::PathBuf,
+    /// Also write the merged results here: every run's JSON, a Markdown summary, a manifest.
+    #[arg(long)]
+    pub(crate) out: Option<std::path::PathBuf>,
+    /// Also write one JUnit XML file of every run.
+    #[arg(long)]
+    pub(crate) junit: Option<std::path::PathBuf>,
+    /// The report's title (default: the first manifest's).
+    #[arg(long)]
+    pub(crate) title: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DiffArgs {
+    /// The baseline's results directory (e.g. main's artifact).
+    pub(crate) base: std::path::PathBuf,
+    /// The head's results directory (e.g. the pull request's).
+    pub(crate) head: std::path::PathBuf,
+    /// Thresholds over the defaults: `p99=10%,recovery=500ms` (metrics: success_rate, p50, p99,
+    /// p999, retry_amplification, recovery).
+    #[arg(long)]
+    pub(crate) max_regression: Option<String>,
+    /// A TOML file of thresholds: `[max_regression]` with `metric = "limit"` (applied before
+    /// `--max-regression`).
+    #[arg(long)]
+    pub(crate) thresholds: Option<std::path::PathBuf>,
+    /// Also write the Markdown table to this file (e.g. for a pull-request comment).
+    #[arg(long)]
+    pub(crate) markdown: Option<std::path::PathBuf>,
+    /// Write the head's HTML report with the baseline's runs overlaid.
+    #[arg(long)]
+    pub(crate) html: Option<std::path::PathBuf>,
 }

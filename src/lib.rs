@@ -22,6 +22,7 @@ mod bundled;
 pub mod harness;
 mod pick;
 mod probe;
+mod report;
 mod suite;
 
 use std::io::Write;
@@ -102,13 +103,17 @@ pub fn main_with(registry: Registry) -> ExitCode {
         args::Command::Run(args) => suite::run(&args, &mut out, &mut err),
         args::Command::Compare(args) => suite::compare(&args, &mut out, &mut err),
         args::Command::Validate(args) => suite::validate(&args, &mut out, &mut err),
+        args::Command::Report(args) => report::report(&args, &mut out),
+        args::Command::Diff(args) => report::diff(&args, &mut out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = out.flush();
-            let failed =
-                err.downcast_ref::<probe::ProbeFailed>().is_some() || err.downcast_ref::<suite::Failed>().is_some();
+            let failed = err.downcast_ref::<probe::ProbeFailed>().is_some()
+                || err.downcast_ref::<suite::Failed>().is_some()
+                || err.downcast_ref::<report::Incomplete>().is_some()
+                || err.downcast_ref::<report::Regressed>().is_some();
             let _ = writeln!(std::io::stderr(), "{}: {err:#}", if failed { "failed" } else { "error" });
             ExitCode::from(if failed { EXIT_FAILED } else { EXIT_BAD_INPUT })
         }

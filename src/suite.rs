@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use gauntlet_core::balance::Strategy;
+use gauntlet_reports::merge::{Manifest, RunId};
 use gauntlet_reports::{RunResult, Verdict};
 use gauntlet_sim::file::{self, ScenarioFile, Variant};
 
@@ -24,6 +25,13 @@ use crate::bundled::BUNDLED;
 pub(crate) struct Failed {
     failed: usize,
     total: usize,
+}
+
+impl Failed {
+    /// `failed` of `total` runs failed.
+    pub(crate) fn new(failed: usize, total: usize) -> Failed {
+        Failed { failed, total }
+    }
 }
 
 /// The directory `gauntlet suite` runs when given no path.
@@ -212,21 +220,60 @@ pub(crate) fn program() -> String {
         .unwrap_or_else(|| "gauntlet".to_owned())
 }
 
-/// Writes `--out` and `--junit` files.
-fn write_outputs(runs: &[RunResult], title: &str, output: &OutputArgs) -> anyhow::Result<()> {
+/// The manifest of an invocation: every run of `all` (every shard's units), and the shard.
+pub(crate) fn manifest(files: &[ScenarioFile], all: &[Unit], title: &str, shard: Option<String>) -> Manifest {
+    let runs = all
+        .iter()
+        .flat_map(|u| {
+            u.variants.iter().map(move |v| RunId {
+                scenario: files[u.file].scenario.name.clone(),
+                run: v.name.clone(),
+                seed: u.seed,
+            })
+        })
+        .collect();
+    Manifest { format: gauntlet_reports::merge::FORMAT, title: title.to_owned(), shard, runs }
+}
+
+/// Writes a results directory: each run's JSON, the Markdown summary and the manifest.
+pub(crate) fn write_dir(dir: &Path, runs: &[RunResult], manifest: &Manifest) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for r in runs {
+        let path = dir.join(format!("{}.{}.seed-{}.json", r.scenario, r.key(), r.seed));
+        std::fs::write(&path, gauntlet_reports::json(r)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let path = dir.join("summary.md");
+    std::fs::write(&path, gauntlet_reports::markdown(&manifest.title, runs))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let path = dir.join(gauntlet_reports::merge::MANIFEST);
+    let text = serde_json::to_string_pretty(manifest).context("the manifest serializes")?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes the HTML report of `runs` to `path`.
+pub(crate) fn write_html(
+    path: &Path,
+    title: &str,
+    runs: &[RunResult],
+    base: Option<&[RunResult]>,
+    notes: &[String],
+) -> anyhow::Result<()> {
+    let program = program();
+    let page = gauntlet_reports::Page { title, runs, base, notes, program: &program };
+    std::fs::write(path, gauntlet_reports::html(&page)).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes `--out`, `--junit` and `--html` files.
+fn write_outputs(runs: &[RunResult], manifest: &Manifest, output: &OutputArgs) -> anyhow::Result<()> {
     if let Some(dir) = &output.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for r in runs {
-            let path = dir.join(format!("{}.{}.seed-{}.json", r.scenario, r.key(), r.seed));
-            std::fs::write(&path, gauntlet_reports::json(r)).with_context(|| format!("writing {}", path.display()))?;
-        }
-        let path = dir.join("summary.md");
-        std::fs::write(&path, gauntlet_reports::markdown(title, runs))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_dir(dir, runs, manifest)?;
     }
     if let Some(path) = &output.junit {
         std::fs::write(path, gauntlet_reports::junit("gauntlet", runs))
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &output.html {
+        write_html(path, &manifest.title, runs, None, &[])?;
     }
     Ok(())
 }
@@ -243,7 +290,7 @@ fn jobs(output: &OutputArgs) -> anyhow::Result<usize> {
 fn finish(
     files: &[ScenarioFile],
     units: &[Unit],
-    title: &str,
+    manifest: &Manifest,
     output: &OutputArgs,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -251,7 +298,7 @@ fn finish(
     print_runs(&runs, &program(), out)?;
     let failed = runs.iter().filter(|r| r.verdict == Verdict::Fail).count();
     writeln!(out, "{} runs: {} passed, {failed} failed", runs.len(), runs.len() - failed)?;
-    write_outputs(&runs, title, output)?;
+    write_outputs(&runs, manifest, output)?;
     if failed > 0 {
         return Err(Failed { failed, total: runs.len() }.into());
     }
@@ -268,11 +315,13 @@ pub(crate) fn suite(args: &SuiteArgs, out: &mut impl Write, err: &mut impl Write
     if let Some(n) = args.seeds {
         files = files.into_iter().map(|f| f.with_seeds(n)).collect();
     }
-    let mut units = units(&files);
-    if let Some((k, n)) = part {
-        units = shard(units, k, n);
-    }
-    finish(&files, &units, "Gauntlet suite", &args.output, out)
+    let all = units(&files);
+    let manifest = manifest(&files, &all, "Gauntlet suite", args.shard.clone());
+    let units = match part {
+        Some((k, n)) => shard(all, k, n),
+        None => all,
+    };
+    finish(&files, &units, &manifest, &args.output, out)
 }
 
 fn checked_strategy(name: &str) -> anyhow::Result<Strategy> {
@@ -318,7 +367,8 @@ pub(crate) fn run(args: &RunArgs, out: &mut impl Write, err: &mut impl Write) ->
     }
     let files = [f];
     let title = format!("Gauntlet run: {}", files[0].scenario.name);
-    finish(&files, &units(&files), &title, &args.output, out)
+    let all = units(&files);
+    finish(&files, &all, &manifest(&files, &all, &title, None), &args.output, out)
 }
 
 /// `gauntlet compare`: the same world and seed under each strategy, in one table per file.
@@ -338,7 +388,8 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
         }
         f.seeds = vec![args.seed.unwrap_or(f.seeds[0])];
     }
-    let runs = execute(&files, &units(&files), jobs(&args.output)?);
+    let all = units(&files);
+    let runs = execute(&files, &all, jobs(&args.output)?);
     let ms = |v: Option<f64>| gauntlet_reports::ms(v);
     for f in &files {
         writeln!(out, "{} seed {}: {}", f.scenario.name, f.seeds[0], f.description)?;
@@ -370,7 +421,7 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
         writeln!(out, "{} [{}]:", r.scenario, r.label())?;
         print_failure(r, &program(), out)?;
     }
-    write_outputs(&runs, "Gauntlet compare", &args.output)?;
+    write_outputs(&runs, &manifest(&files, &all, "Gauntlet compare", None), &args.output)?;
     if let Some(dir) = &args.output.out {
         let seeds: Vec<String> = files.iter().map(|f| format!("{} seed {}", f.scenario.name, f.seeds[0])).collect();
         let preamble = format!(
@@ -391,7 +442,7 @@ pub(crate) fn compare(args: &CompareArgs, out: &mut impl Write, err: &mut impl W
     Ok(())
 }
 
-fn print_failure(r: &RunResult, program: &str, out: &mut impl Write) -> anyhow::Result<()> {
+pub(crate) fn print_failure(r: &RunResult, program: &str, out: &mut impl Write) -> anyhow::Result<()> {
     for v in &r.violations {
         writeln!(out, "  violation: {v}")?;
     }

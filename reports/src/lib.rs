@@ -4,10 +4,15 @@
 //! this crate knows nothing of turmoil or rmcp. Renderers: [`json`], [`markdown`] (a CI step
 //! summary), [`junit`] (one test case per scenario × strategy × seed) and [`summary_line`].
 
+pub mod chart;
+pub mod diff;
+pub mod html;
 mod junit;
 mod markdown;
+pub mod merge;
 mod model;
 
+pub use html::{Page, html};
 pub use junit::junit;
 pub use markdown::{comparison, load_share, markdown, summary_line};
 pub use model::{Bucket, Calls, Event, Expectation, Latency, Phase, RunResult, Server, Verdict, Violation, What};

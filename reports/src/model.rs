@@ -1,6 +1,7 @@
 //! The results model: what one simulated run produced, as plain serde data.
 //!
-//! The simulator fills it; renderers read it; `gauntlet report` can read it back from JSON.
+//! The simulator fills it; renderers read it; `gauntlet report` and `gauntlet diff` read it back
+//! from JSON.
 //! Times are milliseconds from the start of the workload, as `f64` (microsecond precision);
 //! no wall-clock value appears anywhere.
 
@@ -290,6 +291,13 @@ pub struct RunResult {
     /// The scenario's file, as given on the command line (empty when built in code).
     pub file: String,
     /// The seed.
+    /// The scenario's description (its hypothesis), as the file gives it (absent in results
+    /// written before it was kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The run's simulated duration, in ms (0 in results written before it was kept).
+    #[serde(default)]
+    pub duration_ms: f64,
     pub seed: u64,
     /// The balancing strategy of this run.
     pub strategy: String,

@@ -124,6 +124,8 @@ pub struct RunReport {
     pub attempts: u64,
     /// Of those, hedges (backups of an attempt still in flight).
     pub hedges: u64,
+    /// The run's simulated duration, in ms.
+    pub duration_ms: f64,
     /// Time from the last fault's end until the client served normally again, in µs.
     pub recovery_us: Option<u64>,
     /// Broken rules (empty: the run is safe).

@@ -148,6 +148,8 @@ pub(crate) struct Recorder {
     series_width: u64,
     /// Hedges sent.
     hedges: u64,
+    /// The run's duration.
+    duration_us: u64,
     /// Calls sent to at least one server, and attempts in all.
     sent: u64,
     attempts: u64,
@@ -211,6 +213,7 @@ impl Recorder {
             series: (0..buckets).map(|_| (Tally::new(), vec![0; scenario.servers().len()])).collect(),
             series_width,
             hedges: 0,
+            duration_us: micros(scenario.duration),
             sent: 0,
             attempts: 0,
             first_fault_us: micros(scenario.faults.iter().map(|f| f.at).min().unwrap_or_default()),
@@ -527,6 +530,7 @@ impl Recorder {
             events_dropped: self.dropped,
             attempts: self.attempts,
             hedges: self.hedges,
+            duration_ms: self.duration_us as f64 / 1e3,
             recovery_us,
             violations,
             digest: format!("{:032x}", self.digest.digest128()),
@@ -560,6 +564,8 @@ pub fn summarize(report: &RunReport) -> RunResult {
     RunResult {
         scenario: report.scenario.clone(),
         file: String::new(),
+        description: String::new(),
+        duration_ms: report.duration_ms,
         seed: report.seed,
         strategy: report.strategy.clone(),
         variant: report.strategy.clone(),

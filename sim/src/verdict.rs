@@ -19,6 +19,7 @@ impl ScenarioFile {
                         let mut r = crate::summarize(&report);
                         r.variant.clone_from(&variant.name);
                         r.file.clone_from(&self.file);
+                        r.description.clone_from(&self.description);
                         r.expectations = self.expect.check(&r);
                         r
                     }
@@ -49,6 +50,8 @@ impl ScenarioFile {
         RunResult {
             scenario: self.scenario.name.clone(),
             file: self.file.clone(),
+            description: self.description.clone(),
+            duration_ms: self.scenario.duration.as_secs_f64() * 1e3,
             seed,
             strategy: variant.policy.balancer.name().to_owned(),
             variant: variant.name.clone(),

@@ -4,5 +4,6 @@ mod cli;
 mod client;
 mod everything;
 mod harness;
+mod report;
 mod suite;
 mod support;

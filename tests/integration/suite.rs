@@ -25,12 +25,12 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Each results JSON in `dir`, by file name.
+/// Each results JSON in `dir`, by file name (not its manifest).
 fn results(dir: &Path) -> BTreeMap<String, Value> {
     std::fs::read_dir(dir)
         .expect("the out directory")
         .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json") && e.file_name() != "manifest.json")
         .map(|e| {
             let json = std::fs::read_to_string(e.path()).expect("readable");
             (e.file_name().to_string_lossy().into_owned(), serde_json::from_str(&json).expect("valid JSON"))
