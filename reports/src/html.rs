@@ -393,12 +393,28 @@ fn run_detail(h: &mut String, r: &RunResult, base: Option<&RunResult>, program: 
     let _ = writeln!(h, "<br>reproduce: <code>{}</code></p></div>", escape(&r.reproduce_with(program)));
 }
 
-/// The events within a second of a violation that has a time, on its server.
+/// The events around a violation that has a time: on its server within a second of it (a
+/// breaker bypassed), or on any server from a second before the call started to a second after
+/// it ended (after it started, for a call that never ended).
 fn events_around(r: &RunResult, v: &Violation) -> Vec<String> {
-    let Violation::BreakerBypassed { server, t_us, .. } = v else { return Vec::new() };
+    const SECOND: u64 = 1_000_000;
+    let (server, from, to) = match v {
+        Violation::BreakerBypassed { server, t_us, .. } => (Some(server.as_str()), *t_us, *t_us),
+        Violation::DeadlineMissed { start_us: Some(start), took_us, .. } => {
+            (None, *start, start.saturating_add(*took_us))
+        }
+        Violation::Lost { start_us: Some(start), .. } | Violation::MinorityAnswer { start_us: Some(start), .. } => {
+            (None, *start, *start)
+        }
+        _ => return Vec::new(),
+    };
     r.events
         .iter()
-        .filter(|e| e.server == *server && e.t_us.abs_diff(*t_us) <= 1_000_000)
+        .filter(|e| {
+            server.is_none_or(|s| e.server == s)
+                && e.t_us >= from.saturating_sub(SECOND)
+                && e.t_us <= to.saturating_add(SECOND)
+        })
         .take(12)
         .map(|e| {
             let what = match &e.what {

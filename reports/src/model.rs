@@ -184,6 +184,9 @@ pub enum Violation {
     Lost {
         /// Its id.
         call: u64,
+        /// When it started, in µs (absent in results written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_us: Option<u64>,
     },
     /// A truly unsafe call's side effect happened more than once.
     DuplicateSideEffect {
@@ -198,6 +201,9 @@ pub enum Violation {
         call: u64,
         /// How long it took, in microseconds.
         took_us: u64,
+        /// When it started, in µs (absent in results written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_us: Option<u64>,
     },
     /// An attempt went to a server whose breaker was open, or was not a probe while it was
     /// half-open.
@@ -217,6 +223,9 @@ pub enum Violation {
         agreeing: usize,
         /// Servers that answered.
         answered: usize,
+        /// When it started, in µs (absent in results written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_us: Option<u64>,
     },
     /// After the last fault ended, the client did not serve normally again within the bound.
     NotRecovered {
@@ -245,17 +254,17 @@ pub enum Violation {
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Violation::Lost { call } => write!(f, "call {call} never ended"),
+            Violation::Lost { call, .. } => write!(f, "call {call} never ended"),
             Violation::DuplicateSideEffect { call, times } => {
                 write!(f, "call {call} to an unsafe tool took effect {times} times")
             }
-            Violation::DeadlineMissed { call, took_us } => {
+            Violation::DeadlineMissed { call, took_us, .. } => {
                 write!(f, "call {call} ended after {took_us} us, past its deadline")
             }
             Violation::BreakerBypassed { server, t_us, state } => {
                 write!(f, "an attempt went to {server} at {t_us} us while its breaker was {state}")
             }
-            Violation::MinorityAnswer { call, agreeing, answered } => {
+            Violation::MinorityAnswer { call, agreeing, answered, .. } => {
                 write!(f, "call {call} returned an answer {agreeing} of {answered} servers gave, as the majority's")
             }
             Violation::NotRecovered { bound_us } => {

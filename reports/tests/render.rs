@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use gauntlet_reports::diff::{Status, Thresholds, diff};
-use gauntlet_reports::{RunResult, junit, markdown, summary_line};
+use gauntlet_reports::{Page, RunResult, Verdict, Violation, html, junit, markdown, summary_line};
 
 fn load(side: &str) -> Vec<RunResult> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(side);
@@ -63,4 +63,19 @@ fn the_diff_of_a_better_policy_is_a_change_not_a_regression() {
     assert_eq!(d.count(Status::Changed), 2);
     assert!(!d.regressed());
     insta::assert_snapshot!("diff_improved", d.markdown("head", "base"));
+}
+
+#[test]
+fn the_html_report_lists_the_events_around_a_timed_violation_and_no_others() {
+    let mut run = load("head").remove(0);
+    // A call that started at 2.5 s and took 0.2 s: the window is 1.5 s to 3.7 s.
+    run.violations.push(Violation::DeadlineMissed { call: 7, took_us: 200_000, start_us: Some(2_500_000) });
+    run.verdict = Verdict::Fail;
+    let runs = [run];
+    let page = html(&Page { title: "t", runs: &runs, base: None, notes: &[], program: "gauntlet" });
+    let around =
+        page.split("around it:").nth(1).expect("events around the violation").split("</ul>").next().unwrap_or("");
+    assert!(around.contains("3.000 s search-2: latency ends"), "{around}");
+    assert!(!around.contains("latency starts"), "the fault began 1.5 s before the call: {around}");
+    assert!(!around.contains("connected"), "{around}");
 }

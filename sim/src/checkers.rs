@@ -12,11 +12,11 @@ use gauntlet_reports::Violation;
 
 use crate::log::micros;
 
-/// Whether call `call`, which took `took_us`, missed its deadline: it may end up to two ticks
-/// late (the client sees time move in ticks).
-pub fn late(call: u64, took_us: u64, deadline: Duration, tick: Duration) -> Option<Violation> {
+/// Whether call `call`, which started at `start_us` and took `took_us`, missed its deadline: it
+/// may end up to two ticks late (the client sees time move in ticks).
+pub fn late(call: u64, start_us: u64, took_us: u64, deadline: Duration, tick: Duration) -> Option<Violation> {
     let bound = micros(deadline.saturating_add(tick.saturating_mul(2)));
-    (took_us > bound).then_some(Violation::DeadlineMissed { call, took_us })
+    (took_us > bound).then_some(Violation::DeadlineMissed { call, took_us, start_us: Some(start_us) })
 }
 
 /// No attempt passes an open breaker, and a half-open one admits probes only: follows each
@@ -57,9 +57,14 @@ impl BreakerCheck {
 /// A majority answer is never a minority's: `answer`, which aggregated call `call` returned,
 /// must be the one more than half of the servers that answered it (`given`: server, answer, as
 /// the servers recorded them) gave.
-pub fn minority(call: u64, answer: &str, given: &[(String, String)]) -> Option<Violation> {
+pub fn minority(call: u64, start_us: u64, answer: &str, given: &[(String, String)]) -> Option<Violation> {
     let agreeing = given.iter().filter(|(_, a)| a == answer).count();
-    (agreeing * 2 <= given.len()).then_some(Violation::MinorityAnswer { call, agreeing, answered: given.len() })
+    (agreeing * 2 <= given.len()).then_some(Violation::MinorityAnswer {
+        call,
+        agreeing,
+        answered: given.len(),
+        start_us: Some(start_us),
+    })
 }
 
 #[cfg(test)]
@@ -71,8 +76,11 @@ mod tests {
     #[test]
     fn a_call_may_end_two_ticks_after_its_deadline_and_no_later() {
         let (deadline, tick) = (Duration::from_secs(2), Duration::from_millis(1));
-        assert_eq!(late(1, 2_002_000, deadline, tick), None);
-        assert_eq!(late(1, 2_002_001, deadline, tick), Some(Violation::DeadlineMissed { call: 1, took_us: 2_002_001 }));
+        assert_eq!(late(1, 5, 2_002_000, deadline, tick), None);
+        assert_eq!(
+            late(1, 5, 2_002_001, deadline, tick),
+            Some(Violation::DeadlineMissed { call: 1, took_us: 2_002_001, start_us: Some(5) })
+        );
     }
 
     #[test]
@@ -100,11 +108,11 @@ mod tests {
         let given = |answers: &[&str]| -> Vec<(String, String)> {
             answers.iter().enumerate().map(|(i, a)| (format!("s{i}"), (*a).to_owned())).collect()
         };
-        assert_eq!(minority(1, "x", &given(&["x", "x", "y"])), None);
+        assert_eq!(minority(1, 0, "x", &given(&["x", "x", "y"])), None);
         assert_eq!(
-            minority(1, "x", &given(&["x", "y"])),
-            Some(Violation::MinorityAnswer { call: 1, agreeing: 1, answered: 2 })
+            minority(1, 0, "x", &given(&["x", "y"])),
+            Some(Violation::MinorityAnswer { call: 1, agreeing: 1, answered: 2, start_us: Some(0) })
         );
-        assert!(minority(1, "x", &[]).is_some(), "no server gave it");
+        assert!(minority(1, 0, "x", &[]).is_some(), "no server gave it");
     }
 }

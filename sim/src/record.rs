@@ -113,6 +113,7 @@ struct Ended {
 struct Pending {
     due_us: u64,
     call: u64,
+    start_us: u64,
     answer: Option<String>,
 }
 
@@ -273,7 +274,7 @@ impl Recorder {
         let mut ended = std::mem::take(&mut self.ended);
         ended.sort_unstable_by_key(|e| e.id);
         for Ended { id, open, end_us, attempts, end } in ended.drain(..) {
-            if let Some(v) = late(id, end_us.saturating_sub(open.start_us), self.deadline, self.tick) {
+            if let Some(v) = late(id, open.start_us, end_us.saturating_sub(open.start_us), self.deadline, self.tick) {
                 self.violation(v);
             }
             if self.answers.is_some() {
@@ -282,7 +283,7 @@ impl Recorder {
                     CallEnd::Failed(_) => None,
                 };
                 let due_us = end_us.saturating_add(micros(self.deadline));
-                self.pending.push_back(Pending { due_us, call: id, answer });
+                self.pending.push_back(Pending { due_us, call: id, start_us: open.start_us, answer });
             }
             self.fold(id, &open, Some(end_us), attempts, Some(end));
         }
@@ -333,7 +334,7 @@ impl Recorder {
             let Some(p) = self.pending.pop_front() else { break };
             let given = answers.lock().expect("answers").remove(&p.call).unwrap_or_default();
             if let Some(answer) = &p.answer
-                && let Some(v) = minority(p.call, answer, &given)
+                && let Some(v) = minority(p.call, p.start_us, answer, &given)
             {
                 self.violation(v);
             }
@@ -438,7 +439,7 @@ impl Recorder {
     ) -> RunReport {
         self.flush();
         for (id, open) in std::mem::take(&mut self.open) {
-            self.violation(Violation::Lost { call: id });
+            self.violation(Violation::Lost { call: id, start_us: Some(open.start_us) });
             self.fold(id, &open, None, 0, None);
         }
         self.check_answers(u64::MAX);
@@ -627,7 +628,10 @@ mod tests {
         let report = r.finish(&s, 3, Vec::new(), &ReceiptLog::default());
         assert_eq!(
             report.violations,
-            [Violation::DeadlineMissed { call: 2, took_us: 3_000_000 }, Violation::Lost { call: 1 }]
+            [
+                Violation::DeadlineMissed { call: 2, took_us: 3_000_000, start_us: Some(0) },
+                Violation::Lost { call: 1, start_us: Some(0) }
+            ]
         );
         let c = report.figures.calls;
         assert_eq!((c.total, c.ok, c.failed, c.lost, c.offered), (3, 1, 1, 1, 3));
