@@ -77,6 +77,9 @@ pub(crate) fn run(settings: Settings, out: &mut impl Write) -> anyhow::Result<()
 
 async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
     let balancer = settings.config.policy.balancer;
+    if !settings.config.ignored.is_empty() {
+        writeln!(out, "ignored (other clients' settings): {}", settings.config.ignored.join(", "))?;
+    }
     let client = Arc::new(MultiServerClient::start(settings.config));
     client.wait_ready(settings.ready_timeout).await;
 

@@ -19,10 +19,15 @@
 //!   names the server, the field and the variable, never a value.
 //! - `env` values and header values are [`Secret`]s: their `Debug` and `Display` print
 //!   `<redacted>`, so no log line or error message can carry them.
-//! - Keys other clients write (`disabled`, `autoApprove`, `alwaysAllow`, `description`,
-//!   `timeout`) are accepted; `disabled: true` skips the server. Any other unknown key is an
-//!   error naming the server and the key, because a typo in a policy key must not silently
-//!   fall back to a default.
+//! - The files other clients keep are read as they are: `mcpServers` (Claude Desktop, Cursor,
+//!   Claude Code's `.mcp.json`) or `servers` (VS Code's `.vscode/mcp.json`); other top-level keys
+//!   (`globalShortcut`, `inputs`) are ignored and listed in [`Config::ignored`]. A server with a
+//!   `url` and no `type` is Streamable HTTP. `${env:NAME}` (VS Code's form) is `${NAME}`;
+//!   `${input:…}` prompts, `envFile` and `"type": "sse"` are refused with what to write instead.
+//! - Keys other clients write in a server's entry (`disabled`, `autoApprove`, `alwaysAllow`,
+//!   `description`, `timeout`, `dev`) are accepted; `disabled: true` skips the server. Any other
+//!   unknown key in an entry is an error naming the server and the key, because a typo in a
+//!   policy key must not silently fall back to a default.
 //! - Raw JSON is validated once, here, into a checked [`Config`]: every error names the server
 //!   and the field, or the line and column.
 //! - The `gauntlet` section is a [`Policy`], the same type as a scenario's `[client]` table
@@ -182,6 +187,9 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     /// The policy (the `gauntlet` section).
     pub policy: Policy,
+    /// Top-level keys the file holds for other clients (`globalShortcut`, `inputs`), ignored;
+    /// sorted. A tool that reads the file says so.
+    pub ignored: Vec<String>,
 }
 
 /// What is wrong with a configuration. Never contains a secret's value.
@@ -219,12 +227,18 @@ fn server_error(server: &str, field: &str, message: impl Into<String>) -> Config
     ConfigError::Server { server: server.to_owned(), field: field.to_owned(), message: message.into() }
 }
 
+/// A configuration file as other MCP clients write it: Claude Desktop, Cursor and Claude Code
+/// (`mcpServers`), VS Code (`servers`, in `.vscode/mcp.json`), with their other top-level keys.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 struct RawFile {
-    mcp_servers: BTreeMap<String, serde_json::Value>,
+    mcp_servers: Option<BTreeMap<String, serde_json::Value>>,
+    servers: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(default)]
     gauntlet: Policy,
+    /// Every other top-level key: another client's settings, ignored and listed.
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -263,6 +277,11 @@ struct RawServer {
     _description: serde_json::Value,
     #[serde(default, rename = "timeout")]
     _timeout: serde_json::Value,
+    /// VS Code's: a file of environment variables; refused with a message (see `check_server`).
+    env_file: Option<String>,
+    /// VS Code's development settings (`watch`, `debug`), ignored.
+    #[serde(default, rename = "dev")]
+    _dev: serde_json::Value,
 }
 
 impl Config {
@@ -271,11 +290,26 @@ impl Config {
         let raw: RawFile = serde_json::from_str(text).map_err(|e| syntax_error(text, &e))?;
         let policy = raw.gauntlet;
         policy.check()?;
-        if raw.mcp_servers.len() > MAX_SERVERS {
-            return Err(ConfigError::Invalid(format!("at most {MAX_SERVERS} servers, got {}", raw.mcp_servers.len())));
+        let ignored: Vec<String> = raw.other.keys().cloned().collect();
+        let entries = match (raw.mcp_servers, raw.servers) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "both `mcpServers` and `servers`: give the servers in one".to_owned(),
+                ));
+            }
+            (Some(s), None) | (None, Some(s)) => s,
+            (None, None) => {
+                let keys = if ignored.is_empty() { "none".to_owned() } else { ignored.join(", ") };
+                return Err(ConfigError::Invalid(format!(
+                    "no `mcpServers` (or VS Code's `servers`) section; the top-level keys are: {keys}"
+                )));
+            }
+        };
+        if entries.len() > MAX_SERVERS {
+            return Err(ConfigError::Invalid(format!("at most {MAX_SERVERS} servers, got {}", entries.len())));
         }
         let mut servers = Vec::new();
-        for (name, value) in raw.mcp_servers {
+        for (name, value) in entries {
             if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
                 return Err(ConfigError::Invalid(format!(
                     "server name {name:?} must be 1 to 128 printable characters"
@@ -291,7 +325,7 @@ impl Config {
         if servers.is_empty() {
             return Err(ConfigError::Invalid("`mcpServers` names no enabled server".to_owned()));
         }
-        Ok(Config { servers, policy })
+        Ok(Config { servers, policy, ignored })
     }
 }
 
@@ -331,6 +365,13 @@ fn check_server(
     defaults: &Policy,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ServerConfig, ConfigError> {
+    if raw.env_file.is_some() {
+        return Err(server_error(
+            name,
+            "envFile",
+            "Gauntlet does not read env files: give the variables in `env` (values may be `${NAME}` from the environment)",
+        ));
+    }
     let substituted = std::cell::RefCell::new(Redactor::default());
     let expand = |field: &str, text: &str| {
         let recording = |var: &str| {
@@ -342,7 +383,15 @@ fn check_server(
         };
         expand(text, &recording).map_err(|m| server_error(name, field, m))
     };
-    let kind = raw.kind.as_deref().unwrap_or(if raw.command.is_some() { "stdio" } else { "" });
+    // Cursor and others leave `type` out: a command is stdio, a url Streamable HTTP.
+    let inferred = if raw.command.is_some() {
+        "stdio"
+    } else if raw.url.is_some() {
+        "http"
+    } else {
+        ""
+    };
+    let kind = raw.kind.as_deref().unwrap_or(inferred);
     let transport = match kind {
         "stdio" => {
             let Some(command) = &raw.command else {
@@ -368,7 +417,15 @@ fn check_server(
                 env: env_out,
             }
         }
-        "http" | "streamable-http" | "streamableHttp" | "sse" => {
+        "sse" => {
+            return Err(server_error(
+                name,
+                "type",
+                "`sse` is the legacy HTTP+SSE transport, which Gauntlet does not speak; a server that also \
+                 serves Streamable HTTP takes `\"type\": \"http\"` and its Streamable HTTP url (often `/mcp`)",
+            ));
+        }
+        "http" | "streamable-http" | "streamableHttp" => {
             let Some(url) = &raw.url else { return Err(server_error(name, "url", "an http server needs a url")) };
             let url = expand("url", url)?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -461,6 +518,13 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
             Some((v, d)) => (v, Some(d)),
             None => (inner, None),
         };
+        if var.starts_with("input:") {
+            return Err(format!(
+                "`${{{var}}}` is a VS Code prompt, which Gauntlet cannot show: set an environment variable and write `${{NAME}}`"
+            ));
+        }
+        // VS Code writes an environment variable as `${env:NAME}`.
+        let var = var.strip_prefix("env:").unwrap_or(var);
         if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(format!("`${{{var}}}` is not a variable name"));
         }

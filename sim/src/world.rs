@@ -86,7 +86,7 @@ pub fn client_config(scenario: &Scenario) -> Config {
         })
         .collect();
     servers.sort_by(|a, b| a.name.cmp(&b.name));
-    Config { servers, policy }
+    Config { servers, policy, ignored: Vec::new() }
 }
 
 /// A scenario's turmoil world: the simulation with one host per server, the receipt log of
