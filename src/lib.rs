@@ -79,6 +79,49 @@ impl Registry {
     }
 }
 
+/// Installs the log subscriber: `RUST_LOG` filters (default: errors only), lines go to standard
+/// error. Every value substituted into a server's config is scrubbed before it is logged (the
+/// client's redactor), so no level shows a secret.
+fn logs(format: args::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| Scrubbed).with_ansi(false);
+    // A second install (a test harness calling in) keeps the first.
+    let _ = match format {
+        args::LogFormat::Text => builder.try_init(),
+        args::LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The secrets of the configs this process read: scrubbed from every log line, whoever wrote it
+/// (rmcp and the HTTP stack log URLs and errors the client's own redaction never sees).
+static LOG_SECRETS: std::sync::Mutex<Option<gauntlet_client::config::Redactor>> = std::sync::Mutex::new(None);
+
+/// Scrubs `secrets` from every log line from now on.
+pub(crate) fn redact_logs(secrets: &gauntlet_client::config::Redactor) {
+    let mut all = LOG_SECRETS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    all.get_or_insert_with(Default::default).merge(secrets);
+}
+
+/// Standard error, with [`LOG_SECRETS`] scrubbed from each line.
+struct Scrubbed;
+
+impl Write for Scrubbed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        let clean = match &*LOG_SECRETS.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(r) => r.scrub(&line),
+            None => line.into_owned(),
+        };
+        std::io::stderr().write_all(clean.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// The `gauntlet` command line with the built-in strategies only.
 pub fn main() -> ExitCode {
     main_with(Registry::new())
@@ -93,6 +136,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         return ExitCode::from(EXIT_BAD_INPUT);
     }
     let args = args::Args::parse();
+    logs(args.log_format);
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
     let result = match args.command {

@@ -35,6 +35,7 @@ impl TryFrom<crate::args::ProbeArgs> for Settings {
         let path = raw.config.display().to_string();
         let text = std::fs::read_to_string(&raw.config).with_context(|| format!("reading {path}"))?;
         let mut config = Config::parse(&text, &|var| std::env::var(var).ok()).with_context(|| path.to_string())?;
+        crate::redact_logs(&config.redactor());
         if let Some(b) = &raw.balancer {
             config.policy.balancer = b.parse::<Strategy>()?;
         }

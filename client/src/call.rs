@@ -44,13 +44,34 @@ impl MultiServerClient {
         self.call_tool_with(tool, arguments, CallOptions::default()).await
     }
 
-    /// Calls `tool` with options.
+    /// Calls `tool` with options. Logged (at debug level) in a `call` span carrying the call's
+    /// correlation id (its number in this client), the tool, and at its end the attempts and the
+    /// servers tried.
     pub async fn call_tool_with(
         &self,
         tool: &str,
         arguments: JsonObject,
         options: CallOptions,
     ) -> Result<CallReport, CallError> {
+        use tracing::Instrument as _;
+        let id = self.shared.calls.fetch_add(1, Ordering::Relaxed);
+        let span =
+            tracing::debug_span!("call", id, tool, attempts = tracing::field::Empty, servers = tracing::field::Empty);
+        let result = self.call(tool, arguments, options).instrument(span.clone()).await;
+        if !span.is_disabled() {
+            match &result {
+                Ok(r) => {
+                    span.record("attempts", r.attempts);
+                    span.record("servers", tracing::field::debug(&r.tried));
+                    tracing::debug!(parent: &span, server = %r.server, cached = r.cached, hedged = r.hedged, "answered");
+                }
+                Err(e) => tracing::debug!(parent: &span, error = %e, "failed"),
+            }
+        }
+        result
+    }
+
+    async fn call(&self, tool: &str, arguments: JsonObject, options: CallOptions) -> Result<CallReport, CallError> {
         let shared = &self.shared;
         let (mut call, cache_key) = {
             let now = shared.now();

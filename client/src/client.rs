@@ -198,6 +198,7 @@ impl MultiServerClient {
             progress: Arc::default(),
             connector: Box::new(connector),
             engine: Mutex::new(engine),
+            calls: std::sync::atomic::AtomicU64::new(0),
         });
         let shutdown = CancellationToken::new();
         for i in 0..n {

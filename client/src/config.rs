@@ -96,6 +96,13 @@ impl Redactor {
         }
     }
 
+    /// Takes `other`'s secrets too.
+    pub fn merge(&mut self, other: &Redactor) {
+        for n in &other.needles {
+            self.add(n);
+        }
+    }
+
     /// `text` with every secret replaced by `<redacted>`.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
@@ -285,6 +292,16 @@ struct RawServer {
 }
 
 impl Config {
+    /// Every server's secrets in one redactor: for what is written outside the client (logs of
+    /// the libraries it uses).
+    pub fn redactor(&self) -> Redactor {
+        let mut all = Redactor::default();
+        for s in &self.servers {
+            all.merge(&s.redact);
+        }
+        all
+    }
+
     /// Parses and checks a configuration, expanding `${VAR}` from `env`.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let raw: RawFile = serde_json::from_str(text).map_err(|e| syntax_error(text, &e))?;
@@ -324,6 +341,17 @@ impl Config {
         }
         if servers.is_empty() {
             return Err(ConfigError::Invalid("`mcpServers` names no enabled server".to_owned()));
+        }
+        // The client builds its catalog from the servers connected so far, so a fallback group
+        // with no server connected yet is no error there: a group no server is in is one here.
+        let groups: std::collections::BTreeSet<&str> =
+            servers.iter().map(|s| s.group.as_deref().unwrap_or(&s.name)).collect();
+        for (i, f) in policy.fallbacks.iter().enumerate() {
+            if let Some(g) = std::iter::once(&f.group).chain(&f.then).find(|g| !groups.contains(g.as_str())) {
+                return Err(ConfigError::Invalid(format!(
+                    "gauntlet: `fallbacks[{i}]`: no enabled server is in group `{g}`"
+                )));
+            }
         }
         Ok(Config { servers, policy, ignored })
     }
@@ -654,6 +682,10 @@ mod tests {
                 "1:74: unknown balancer `fastest`; expected one of: round-robin,",
             ),
             (r#"{"mcpServers": {}}"#, "`mcpServers` names no enabled server"),
+            (
+                r#"{"mcpServers": {"s": {"command": "x", "group": "a"}}, "gauntlet": {"fallbacks": [{"group": "a", "then": ["b"]}]}}"#,
+                "gauntlet: `fallbacks[0]`: no enabled server is in group `b`",
+            ),
             (r#"{"mcpServers": "#, "EOF while parsing"),
         ] {
             let err = parse(text).unwrap_err().to_string();

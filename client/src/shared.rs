@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) progress: ProgressRoutes,
     pub(crate) connector: Box<dyn Connector>,
     pub(crate) engine: Mutex<Engine>,
+    /// Logical calls begun: each call's correlation id in logs.
+    pub(crate) calls: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {

@@ -216,3 +216,25 @@ fn retries_go_to_servers_not_yet_tried_while_one_exists() {
     // Every server tried: the fourth goes to any of them.
     assert!(servers[..3].contains(&servers[3]));
 }
+
+#[test]
+fn a_fallback_group_with_no_server_connected_yet_does_not_block_the_catalog() {
+    let policy = toml_policy("fallbacks = [{ group = \"search\", then = [\"backup\"] }]");
+    let (mut engine, _) = fleet(policy, &[("search", 2, &[]), ("backup", 1, &[])]);
+    // Every server connected: the backup's copy backs `search` up, one exposed tool.
+    let exposed: Vec<String> = engine.catalog().entries().map(|e| e.exposed.clone()).collect();
+    assert_eq!(exposed, ["search__search"]);
+    // Only `search` connected (the backup not yet, or down): the catalog is still built.
+    let searchers: Vec<ServerTools> = (0..2)
+        .map(|i| {
+            let mut s = ServerTools::new(ServerId(i), &format!("search-{i}"), &[]).in_group("search");
+            s.tools =
+                vec![ToolInfo { name: "search".to_owned(), hints: ToolHints { read_only: true, idempotent: true } }];
+            s
+        })
+        .collect();
+    engine.set_tools(&searchers).expect("a fallback group with no server yet is not an error");
+    let mut call = engine.begin("search__search", None, None, at(0)).expect("the tool is routed");
+    let a = engine.pick(&mut call, at(0)).expect("a server of the primary group");
+    assert!(a.server.index() < 2, "{a:?}");
+}

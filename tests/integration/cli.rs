@@ -57,7 +57,9 @@ fn probe_never_prints_a_secret_from_env_or_headers() {
     let config = serde_json::json!({"mcpServers": {
         "ok": {"command": crate::support::TEST_SERVER, "env": {"API_TOKEN": "${GAUNTLET_TEST_SECRET}"}},
         "broken": {"command": "/nonexistent/${GAUNTLET_TEST_SECRET:-x}", "env": {"K": "${GAUNTLET_TEST_SECRET}"}},
-        "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${GAUNTLET_TEST_SECRET}"}}
+        "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${GAUNTLET_TEST_SECRET}"}},
+        // A key in the URL: rmcp and the HTTP stack log the URL of a failed request.
+        "keyed": {"type": "http", "url": "http://127.0.0.1:9/mcp?key=${GAUNTLET_TEST_SECRET}"}
     }, "gauntlet": {"connect_timeout": "2s"}});
     let path = std::env::temp_dir().join(format!("gauntlet-secret-{}.json", std::process::id()));
     std::fs::write(&path, config.to_string()).unwrap();
@@ -74,4 +76,44 @@ fn probe_never_prints_a_secret_from_env_or_headers() {
     assert_eq!(o.status.code(), Some(1), "servers are down, so the probe fails:\n{all}");
     assert!(all.contains("broken") && all.contains("web"), "the failing servers are named:\n{all}");
     assert!(!all.contains(SECRET), "a secret was printed:\n{all}");
+    // The logs were written (trace level) and name what failed, scrubbed.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().count() > 3 && err.contains("TRACE"), "trace logs on standard error:\n{err}");
+    assert!(err.contains("key=<redacted>"), "the keyed URL is logged, scrubbed:\n{err}");
+}
+
+#[test]
+fn each_call_is_logged_as_a_json_span_with_its_id_tool_attempts_and_servers() {
+    let config = serde_json::json!({"mcpServers": {
+        "a": {"command": crate::support::TEST_SERVER, "args": ["--name", "a"], "group": "g"},
+        "b": {"command": crate::support::TEST_SERVER, "args": ["--name", "b"], "group": "g"}
+    }});
+    let path = std::env::temp_dir().join(format!("gauntlet-logs-{}.json", std::process::id()));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let o = Command::new(crate::support::GAUNTLET)
+        .args(["--log-format", "json", "probe", "--config"])
+        .arg(&path)
+        .args(["--calls", "4", "--tool", "g__whoami"])
+        .env("RUST_LOG", "gauntlet_client=debug")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let answered: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("each log line is a JSON object"))
+        .filter(|v| v["fields"]["message"] == "answered")
+        .collect();
+    assert_eq!(answered.len(), 4, "{err}");
+    let mut ids: Vec<u64> = answered.iter().map(|v| v["span"]["id"].as_u64().expect("a correlation id")).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [0, 1, 2, 3], "one id per call");
+    for v in &answered {
+        let span = &v["span"];
+        assert_eq!((span["name"].as_str(), span["tool"].as_str()), (Some("call"), Some("g__whoami")), "{v}");
+        assert_eq!(span["attempts"], 1, "{v}");
+        let server = v["fields"]["server"].as_str().expect("the answering server");
+        assert_eq!(span["servers"].as_str(), Some(format!("[\"{server}\"]").as_str()), "{v}");
+    }
 }

@@ -352,7 +352,20 @@ impl Engine {
     /// Rebuilds the catalog, routes and balancers from every connected server's tools, with the
     /// policy's namespacing, fallback groups and route rules. The result cache is cleared.
     pub fn set_tools(&mut self, servers: &[ServerTools]) -> Result<(), CatalogError> {
-        let config = CatalogConfig { namespacing: self.policy.namespacing, fallbacks: self.policy.fallbacks.clone() };
+        // A fallback group none of whose servers is connected yet backs nothing up for now; it is
+        // not an error (the configuration names only groups it has, checked where it is read).
+        let present: std::collections::BTreeSet<&str> = servers.iter().map(ServerTools::group_name).collect();
+        let fallbacks = self
+            .policy
+            .fallbacks
+            .iter()
+            .filter(|f| present.contains(f.group.as_str()))
+            .filter_map(|f| {
+                let then: Vec<String> = f.then.iter().filter(|g| present.contains(g.as_str())).cloned().collect();
+                (!then.is_empty()).then(|| crate::route::Fallback { group: f.group.clone(), then })
+            })
+            .collect();
+        let config = CatalogConfig { namespacing: self.policy.namespacing, fallbacks };
         let catalog = Catalog::build(servers, &config)?;
         let table = RouteTable::new(&catalog, &self.policy.route_rules());
         self.routes = table

@@ -94,7 +94,8 @@ impl ServerTools {
         self
     }
 
-    fn group_name(&self) -> &str {
+    /// The group it serves in: its own, or a group of its own named after it.
+    pub fn group_name(&self) -> &str {
         self.group.as_deref().unwrap_or(&self.name)
     }
 }
