@@ -302,9 +302,13 @@ async fn send(
             let outcome = classify(&error);
             match outcome {
                 Outcome::Timeout => up.note_timeout(),
+                // Over HTTP a request can fail while the session lives on (each request is its
+                // own connection attempt): the attempt fails now, so the engine can retry
+                // elsewhere, and the supervisor checks the session at once.
+                Outcome::Transport if up.is_http() => up.probe.notify_one(),
                 Outcome::Transport => {
-                    // rmcp wakes callers of a dead connection in random order: wait for
-                    // the supervisor, which fails them in request order.
+                    // A stream transport failing fails the whole session; rmcp wakes its callers
+                    // in random order: wait for the supervisor, which fails them in request order.
                     let _ = tokio::time::timeout_at(attempt_deadline, &mut dead).await;
                 }
                 _ => up.note_answer(),

@@ -140,6 +140,14 @@ async fn serve(
                 Err(e) => format!("session task failed: {e}"),
             },
             _ = up.kick.notified() => break "calls kept timing out; reconnecting".to_owned(),
+            _ = up.probe.notified() => {
+                let timeout = shared.health_timeout();
+                let ok = matches!(tokio::time::timeout(timeout, check(&session)).await, Ok(true));
+                shared.record_check(up.id, ok);
+                if !ok {
+                    break format!("a request failed in transport and the check did not answer within {timeout:?}");
+                }
+            }
             _ = up.relist.notified() => {
                 if let Ok(Ok(tools)) = tokio::time::timeout(up.config.call_timeout, list_tools(&peer)).await {
                     *up.tools.lock().expect("tools lock") = Some(tools);

@@ -56,6 +56,8 @@ pub(crate) struct Upstream {
     /// Asks the supervisor to drop the session and reconnect (or to re-list tools).
     pub(crate) kick: Notify,
     pub(crate) relist: Notify,
+    /// Asks the supervisor to check the session now: a request on it failed in transport.
+    pub(crate) probe: Notify,
 }
 
 impl Upstream {
@@ -79,6 +81,7 @@ impl Upstream {
             timeouts: AtomicU32::new(0),
             kick: Notify::new(),
             relist: Notify::new(),
+            probe: Notify::new(),
         }
     }
 
@@ -90,6 +93,12 @@ impl Upstream {
         let mut s = self.status.lock().expect("status lock");
         s.link = link;
         s.settled = true;
+    }
+
+    /// Whether requests travel over Streamable HTTP, where one request failing in transport
+    /// does not end the session: nothing else would tell the supervisor.
+    pub(crate) fn is_http(&self) -> bool {
+        matches!(self.config.transport, crate::config::TransportSpec::Http { .. })
     }
 
     /// A call to this server timed out; recycle the session after too many in a row.

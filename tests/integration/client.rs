@@ -301,3 +301,38 @@ async fn a_trusted_read_only_answer_comes_from_the_cache_only_when_a_ttl_is_set(
         assert_eq!(text(&second.result), "x");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_http_replica_costs_a_failover_not_the_call_timeout() {
+    let (a, b, c) = (NetServer::start("a", &[]), NetServer::start("b", &[]), NetServer::start("c", &[]));
+    let timeout = Duration::from_secs(10);
+    let cfg = config(
+        vec![a.entry("a", "g"), b.entry("b", "g"), c.entry("c", "g")],
+        &json!({"balancer": "round-robin", "call_timeout": "10s", "deadline": "30s"}),
+    );
+    let client = MultiServerClient::start(cfg);
+    ready(&client).await;
+    for _ in 0..6 {
+        client.call_tool("g__whoami", args(json!({}))).await.expect("all three answer");
+    }
+    drop(b);
+    let (mut answered, mut tried_dead) = (BTreeMap::new(), 0);
+    for i in 0..30 {
+        let r = tokio::time::timeout(NO_HANG, client.call_tool("g__whoami", args(json!({}))))
+            .await
+            .expect("no call hangs")
+            .unwrap_or_else(|e| panic!("call {i}: a safe call fails over: {e}"));
+        // Failing over from the dead replica takes a refused connection and a retry, far from
+        // the 10 s an attempt may wait (a tenth of it is the bound here, not a speed claim).
+        assert!(r.latency < timeout / 10, "call {i} took {:?} ({:?})", r.latency, r.tried);
+        *answered.entry(text(&r.result)).or_insert(0) += 1;
+        tried_dead += usize::from(r.tried.iter().any(|s| s == "b"));
+    }
+    assert!(tried_dead >= 1, "some call was sent to the dead replica and failed over");
+    assert!(!answered.contains_key("b"), "{answered:?}");
+    assert_eq!(answered.values().sum::<u32>(), 30);
+    // The dead replica's session was probed and torn down, not left for a health check.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dead = client.servers().into_iter().find(|s| s.name == "b").expect("b");
+    assert!(!matches!(dead.link, LinkState::Ready), "{dead:?}");
+}
