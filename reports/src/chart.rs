@@ -240,16 +240,34 @@ pub fn latency(series: &[Series<'_>]) -> String {
 
 /// Throughput over time: calls started per second, per bucket.
 pub fn throughput(series: &[Series<'_>]) -> String {
+    let rate = |run: &RunResult| {
+        let width_s = bucket_ms(run) / 1e3;
+        points(run, move |b| Some(b.started as f64 / width_s))
+    };
+    let hi = series.iter().flat_map(|s| rate(s.run)).map(|(_, v)| v).fold(0.0, f64::max).max(1.0) * 1.15;
+    per_bucket(series, "Throughput: calls started per second", "calls/s", hi, rate)
+}
+
+/// Success over time: the share of each bucket's calls (by start) that got a correct result.
+pub fn success(series: &[Series<'_>]) -> String {
+    let rate = |run: &RunResult| points(run, |b| (b.started > 0).then(|| b.ok as f64 / b.started as f64));
+    per_bucket(series, "Success rate of the calls started in each bucket", "success rate (0-1)", 1.05, rate)
+}
+
+/// A line per run of `value`'s points, on a linear axis from 0 to `hi`, over the fault windows
+/// and phases of the first run.
+fn per_bucket(
+    series: &[Series<'_>],
+    caption: &str,
+    unit: &str,
+    hi: f64,
+    value: impl Fn(&RunResult) -> Vec<(f64, f64)>,
+) -> String {
     let Some(first) = series.first() else { return String::new() };
     let end = series.iter().map(|s| duration_s(s.run)).fold(0.0, f64::max);
-    let rate = |s: &Series<'_>| {
-        let width_s = bucket_ms(s.run) / 1e3;
-        points(s.run, move |b| Some(b.started as f64 / width_s))
-    };
-    let hi = series.iter().flat_map(rate).map(|(_, v)| v).fold(0.0, f64::max).max(1.0) * 1.15;
     svg(WIDTH, 200, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("Throughput: calls started per second", (FONT, 14))
+            .caption(caption, (FONT, 14))
             .margin(8)
             .x_label_area_size(36)
             .y_label_area_size(LABELS)
@@ -257,7 +275,7 @@ pub fn throughput(series: &[Series<'_>]) -> String {
         chart
             .configure_mesh()
             .x_desc("simulated time (s)")
-            .y_desc("calls/s")
+            .y_desc(unit)
             .max_light_lines(0)
             .bold_line_style(GRID)
             .label_style((FONT, 12))
@@ -267,38 +285,7 @@ pub fn throughput(series: &[Series<'_>]) -> String {
         backdrop(&mut chart, first.run, (0.0, hi))?;
         for s in series {
             let style = if s.base { s.colour.mix(0.45).stroke_width(1) } else { s.colour.stroke_width(2) };
-            chart.draw_series(LineSeries::new(rate(s), style))?;
-        }
-        Ok(())
-    })
-}
-
-/// Success over time: the share of each bucket's calls (by start) that got a correct result.
-pub fn success(series: &[Series<'_>]) -> String {
-    let Some(first) = series.first() else { return String::new() };
-    let end = series.iter().map(|s| duration_s(s.run)).fold(0.0, f64::max);
-    let rate = |s: &Series<'_>| points(s.run, |b| (b.started > 0).then(|| b.ok as f64 / b.started as f64));
-    svg(WIDTH, 200, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Success rate of the calls started in each bucket", (FONT, 14))
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(LABELS)
-            .build_cartesian_2d(0.0..end, 0.0..1.05)?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated time (s)")
-            .y_desc("success rate (0-1)")
-            .max_light_lines(0)
-            .bold_line_style(GRID)
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 12))
-            .x_label_formatter(&|v| trim_num(*v))
-            .draw()?;
-        backdrop(&mut chart, first.run, (0.0, 1.05))?;
-        for s in series {
-            let style = if s.base { s.colour.mix(0.45).stroke_width(1) } else { s.colour.stroke_width(2) };
-            chart.draw_series(LineSeries::new(rate(s), style))?;
+            chart.draw_series(LineSeries::new(value(s.run), style))?;
         }
         Ok(())
     })

@@ -8,6 +8,21 @@ use gauntlet_client::config::Config;
 use serde_json::{Value, json};
 
 pub(crate) const GAUNTLET: &str = env!("CARGO_BIN_EXE_gauntlet");
+
+/// The repository's root, where the CLI tests run.
+pub(crate) fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `gauntlet ARGS…`, run from the repository's root.
+pub(crate) fn gauntlet(args: &[&str]) -> std::process::Output {
+    Command::new(GAUNTLET).args(args).current_dir(root()).output().expect("the gauntlet binary runs")
+}
+
+/// Bytes a process printed, as text.
+pub(crate) fn printed(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
 pub(crate) const TEST_SERVER: &str = env!("CARGO_BIN_EXE_gauntlet-test-server");
 
 /// A stdio server entry for the test server.
