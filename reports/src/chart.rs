@@ -67,7 +67,8 @@ pub fn fault_spans(run: &RunResult) -> Vec<(String, String, f64, f64)> {
             .iter()
             .find(|x| x.server == e.server && matches!(&x.what, What::FaultEnd { fault: f } if f == fault))
             .map_or(end, |x| x.t_us as f64 / 1e6);
-        out.push((e.server.clone(), fault.clone(), e.t_us as f64 / 1e6, stop));
+        let start = (e.t_us as f64 / 1e6).min(end);
+        out.push((e.server.clone(), fault.clone(), start, stop.clamp(start, end)));
     }
     out
 }
@@ -98,20 +99,32 @@ pub fn fault_windows(run: &RunResult) -> Vec<Window> {
 /// The run's simulated duration, in seconds (from the series or the timeline for results that
 /// do not carry it).
 pub fn duration_s(run: &RunResult) -> f64 {
-    if run.duration_ms > 0.0 {
-        return run.duration_ms / 1e3;
-    }
-    let series = run.series.last().map_or(0.0, |b| b.t_ms + bucket_ms(run));
-    let events = run.events.last().map_or(0.0, |e| e.t_us as f64 / 1e3);
-    series.max(events).max(1.0) / 1e3
+    let ms = if run.duration_ms > 0.0 {
+        run.duration_ms
+    } else {
+        let series = run.series.last().map_or(0.0, |b| b.t_ms + bucket_ms(run));
+        let events = run.events.last().map_or(0.0, |e| e.t_us as f64 / 1e3);
+        series.max(events)
+    };
+    // Results come from anywhere: a duration no scenario can have is drawn at a bound.
+    if ms.is_finite() { ms.clamp(1.0, MAX_MS) / 1e3 } else { MAX_MS / 1e3 }
+}
+
+/// The largest time or latency a chart draws, in ms (a day); larger values are drawn at it.
+const MAX_MS: f64 = 86_400_000.0;
+
+/// A value fit for an axis: finite and within [`MAX_MS`] (latencies, times), or `None`.
+fn drawable(v: f64) -> Option<f64> {
+    (v.is_finite() && v > 0.0).then_some(v.min(MAX_MS))
 }
 
 /// The width of the run's series buckets, in ms.
 pub fn bucket_ms(run: &RunResult) -> f64 {
-    match run.series.as_slice() {
-        [a, b, ..] => (b.t_ms - a.t_ms).max(1.0),
-        _ => run.duration_ms.max(1.0),
-    }
+    let w = match run.series.as_slice() {
+        [a, b, ..] => b.t_ms - a.t_ms,
+        _ => run.duration_ms,
+    };
+    if w.is_finite() { w.clamp(1.0, MAX_MS) } else { MAX_MS }
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -160,12 +173,14 @@ fn backdrop<Y: Ranged<ValueType = f64>>(
         let top = y_at(y, 0.97 - 0.08 * (i % 4) as f64);
         Text::new(w.label.clone(), (w.from, top), (FONT, 11).into_font().color(&BLACK))
     }))?;
+    let end = duration_s(run);
+    let at = |ms: f64| (ms / 1e3).clamp(0.0, end);
     for p in run.phases.iter().skip(1) {
-        let x = p.from_ms / 1e3;
+        let x = at(p.from_ms);
         chart.draw_series(LineSeries::new([(x, y.0), (x, y.1)], BLACK.mix(0.35)))?;
     }
     chart.draw_series(run.phases.iter().map(|p| {
-        Text::new(p.name.clone(), (p.from_ms / 1e3, y_at(y, 0.04)), (FONT, 11).into_font().color(&BLACK.mix(0.7)))
+        Text::new(p.name.clone(), (at(p.from_ms), y_at(y, 0.04)), (FONT, 11).into_font().color(&BLACK.mix(0.7)))
     }))?;
     Ok(())
 }
@@ -190,7 +205,9 @@ fn y_at(y: (f64, f64), f: f64) -> f64 {
 
 fn points(run: &RunResult, value: impl Fn(&crate::model::Bucket) -> Option<f64>) -> Vec<(f64, f64)> {
     let half = bucket_ms(run) / 2.0;
-    run.series.iter().filter_map(|b| value(b).map(|v| ((b.t_ms + half) / 1e3, v))).collect()
+    let end = duration_s(run);
+    // Within the run's span: a time outside it (results come from anywhere) is drawn at its edge.
+    run.series.iter().filter_map(|b| value(b).map(|v| (((b.t_ms + half) / 1e3).clamp(0.0, end), v))).collect()
 }
 
 /// Latency over time: each run's p99 (solid) and p50 (dashed) per bucket, on a log axis.
@@ -200,7 +217,7 @@ pub fn latency(series: &[Series<'_>]) -> String {
     let values: Vec<f64> = series
         .iter()
         .flat_map(|s| s.run.series.iter().flat_map(|b| [b.p50_ms, b.p99_ms]).flatten())
-        .filter(|v| v.is_finite() && *v > 0.0)
+        .filter_map(drawable)
         .collect();
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(0.0, f64::max);
@@ -227,10 +244,10 @@ pub fn latency(series: &[Series<'_>]) -> String {
         backdrop(&mut chart, first.run, (lo, hi))?;
         for s in series {
             let style = if s.base { s.colour.mix(0.45).stroke_width(1) } else { s.colour.stroke_width(2) };
-            let p99 = points(s.run, |b| b.p99_ms.filter(|v| *v > 0.0));
+            let p99 = points(s.run, |b| b.p99_ms.and_then(drawable));
             chart.draw_series(LineSeries::new(p99, style))?;
             if !s.base {
-                let p50 = points(s.run, |b| b.p50_ms.filter(|v| *v > 0.0));
+                let p50 = points(s.run, |b| b.p50_ms.and_then(drawable));
                 chart.draw_series(LineSeries::new(p50, s.colour.mix(0.55).stroke_width(1)))?;
             }
         }
@@ -319,11 +336,11 @@ pub fn share(run: &RunResult) -> String {
         let mut xs: Vec<f64> = Vec::new();
         let mut cum: Vec<Vec<f64>> = Vec::new();
         for b in &run.series {
-            let total: u64 = b.answered.iter().sum();
+            let total = b.answered.iter().fold(0u64, |a, &n| a.saturating_add(n));
             if total == 0 {
                 continue;
             }
-            xs.push(b.t_ms / 1e3 + half);
+            xs.push((b.t_ms / 1e3 + half).clamp(0.0, end));
             let mut acc = 0.0;
             cum.push(
                 (0..n)
@@ -392,7 +409,7 @@ pub fn timeline(run: &RunResult) -> String {
         let mut open: Vec<(String, Lane, f64)> = Vec::new();
         let mut spans: Vec<(String, Lane, f64, f64)> = Vec::new();
         for e in &run.events {
-            let t = e.t_us as f64 / 1e6;
+            let t = (e.t_us as f64 / 1e6).min(end);
             let s = e.server.as_str();
             match &e.what {
                 What::Disconnected => open.push((s.to_owned(), Lane::Down, t)),
@@ -473,7 +490,7 @@ pub struct Spread {
 /// The spread of a figure across seeds, one row per scenario × run: a point per seed (blue when
 /// the run passed, vermillion when it failed), on a log axis.
 pub fn spread(title: &str, unit: &str, rows: &[Spread]) -> String {
-    let values: Vec<f64> = rows.iter().flat_map(|r| r.values.iter().map(|v| v.1)).filter(|v| *v > 0.0).collect();
+    let values: Vec<f64> = rows.iter().flat_map(|r| r.values.iter().map(|v| v.1)).filter_map(drawable).collect();
     if values.is_empty() {
         return String::new();
     }
@@ -504,12 +521,16 @@ pub fn spread(title: &str, unit: &str, rows: &[Spread]) -> String {
         for (i, r) in rows.iter().enumerate() {
             let y = (n - 1 - i) as f64;
             let k = r.values.len().max(1) as f64;
-            chart.draw_series(r.values.iter().enumerate().filter(|(_, v)| v.1 > 0.0).map(|(j, &(_, v, pass))| {
-                // Spread vertically by seed order so equal values stay visible.
-                let dy = 0.2 + 0.6 * (j as f64 + 0.5) / k;
-                let c = if pass { PALETTE[0] } else { PALETTE[1] };
-                Circle::new((v, y + dy), 3, c.filled())
-            }))?;
+            chart.draw_series(
+                r.values.iter().enumerate().filter_map(|(j, &(_, v, pass))| Some((j, drawable(v)?, pass))).map(
+                    |(j, v, pass)| {
+                        // Spread vertically by seed order so equal values stay visible.
+                        let dy = 0.2 + 0.6 * (j as f64 + 0.5) / k;
+                        let c = if pass { PALETTE[0] } else { PALETTE[1] };
+                        Circle::new((v, y + dy), 3, c.filled())
+                    },
+                ),
+            )?;
         }
         let (xs, ys) = chart.plotting_area().get_pixel_range();
         let row_px = f64::from(ys.end - ys.start) / n as f64;

@@ -311,3 +311,29 @@ fn a_results_file_that_is_not_results_json_is_bad_input_naming_its_line_and_colu
     assert!(!err.contains("panicked"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn results_with_values_no_run_can_have_are_drawn_at_bounds_never_a_panic() {
+    let dir = scratch("hostile");
+    let fixture = root().join("reports/tests/fixtures/head/fixture.policy.seed-3.json");
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).expect("a fixture")).unwrap();
+    run["duration_ms"] = serde_json::json!(1e300);
+    run["latency"]["p99"] = serde_json::json!(1e300);
+    run["events"][0]["t_us"] = serde_json::json!(u64::MAX);
+    for (i, b) in run["series"].as_array_mut().expect("a series").iter_mut().enumerate() {
+        b["t_ms"] = serde_json::json!(if i % 2 == 0 { -1e300 } else { 1e300 });
+        b["p99_ms"] = serde_json::json!(1e300);
+        b["answered"] = serde_json::json!([u64::MAX, u64::MAX, 0, 1]);
+        b["started"] = serde_json::json!(u64::MAX);
+    }
+    std::fs::write(dir.join("run.json"), run.to_string()).expect("written");
+    let html = dir.join("r.html");
+    let o = gauntlet(&["report", s(&dir), "--html", s(&html)]);
+    let err = text(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(1), "the run failed (as its verdict says): {}{err}", text(&o.stdout));
+    let page = std::fs::read_to_string(&html).expect("the report is written");
+    assert_eq!(page.matches("<figure class=\"chart\"").count(), 5, "every chart drawn");
+    let _ = std::fs::remove_dir_all(dir);
+}
