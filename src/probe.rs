@@ -84,30 +84,8 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
     let client = Arc::new(MultiServerClient::start(settings.config));
     client.wait_ready(settings.ready_timeout).await;
 
-    writeln!(out, "servers:")?;
-    writeln!(
-        out,
-        "  {:<20} {:<6} {:<8} {:<7} {:<8} {:<9} {:>5}",
-        "name", "via", "link", "era", "health", "breaker", "tools"
-    )?;
     let servers = client.servers();
-    for s in &servers {
-        let link = match &s.link {
-            LinkState::Ready => "ready".to_owned(),
-            LinkState::Connecting => "connecting".to_owned(),
-            LinkState::Down { .. } => "down".to_owned(),
-        };
-        let era = s.era.map_or("-", |e| e.name());
-        let health = if s.healthy { "up" } else { "down" };
-        writeln!(
-            out,
-            "  {:<20} {:<6} {:<8} {:<7} {:<8} {:<9} {:>5}",
-            s.name, s.transport, link, era, health, s.breaker, s.tools
-        )?;
-        if let LinkState::Down { reason } = &s.link {
-            writeln!(out, "    reason: {reason}")?;
-        }
-    }
+    server_table(out, "servers:", &servers)?;
     let catalog = client.catalog();
     writeln!(out, "catalog ({} tools):", catalog.len())?;
     for e in &catalog {
@@ -125,10 +103,20 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         return Err(ProbeFailed("no tool to call: the catalog is empty".to_owned()).into());
     };
     if !catalog.iter().any(|e| e.exposed == tool) {
+        // With servers down the tool may be theirs: that is a failure of the servers, not of
+        // the input.
+        if down > 0 {
+            return Err(ProbeFailed(format!(
+                "--tool `{tool}` is not in the catalog, and {down} server(s) that might offer it are not connected"
+            ))
+            .into());
+        }
         bail!("--tool `{tool}` is not in the catalog");
     }
 
     writeln!(out, "calls: {} x {tool} (concurrency {}, balancer {balancer})", settings.calls, settings.concurrency)?;
+    // The wall clock, for the calls per second of real servers (the probe is I/O, not a decision).
+    let started = std::time::Instant::now();
     let next = Arc::new(AtomicU32::new(0));
     let mut workers = Vec::new();
     for _ in 0..settings.concurrency.min(settings.calls) {
@@ -160,6 +148,7 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         failures.extend(f);
         tool_errors += t;
     }
+    let elapsed = started.elapsed();
     writeln!(out, "  {:<20} {:>8} {:>8} {:>9} {:>9}", "server", "attempts", "answered", "p50", "p99")?;
     let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.2}ms", d.as_secs_f64() * 1e3));
     let p50 = client.server_latency(0.5);
@@ -167,13 +156,18 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
     for ((name, attempts, answered, a), (_, _, _, b)) in p50.iter().zip(&p99) {
         writeln!(out, "  {name:<20} {attempts:>8} {answered:>8} {:>9} {:>9}", ms(*a), ms(*b))?;
     }
-    let ok = u64::from(settings.calls) - failures.len() as u64;
+    // A tool error is an answer, but not a success: counted apart.
+    let ok = u64::from(settings.calls) - failures.len() as u64 - u64::from(tool_errors);
     let q = |x| latency::quantile(&all, x);
     writeln!(
         out,
-        "overall: {ok}/{} ok ({:.2}%), {tool_errors} tool errors; latency p50 {} p90 {} p99 {} max {}",
+        "overall: {ok}/{} ok ({:.2}%), {tool_errors} tool errors, {} failed in {:.2}s ({:.0} calls/s); \
+         latency p50 {} p90 {} p99 {} max {}",
         settings.calls,
         100.0 * ok as f64 / f64::from(settings.calls),
+        failures.len(),
+        elapsed.as_secs_f64(),
+        f64::from(settings.calls) / elapsed.as_secs_f64().max(1e-9),
         ms(q(0.5)),
         ms(q(0.9)),
         ms(q(0.99)),
@@ -186,12 +180,55 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
             writeln!(out, "  failed: {f}")?;
         }
     }
+    // How the servers stand after the run: a replica lost during it shows here.
+    let after = client.servers();
+    server_table(out, "servers after the run:", &after)?;
     match Arc::try_unwrap(client) {
         Ok(client) => client.shutdown().await,
         Err(client) => drop(client),
     }
+    let mut wrong = Vec::new();
     if !failures.is_empty() {
-        return Err(ProbeFailed(format!("{} of {} calls failed", failures.len(), settings.calls)).into());
+        wrong.push(format!("{} of {} calls failed", failures.len(), settings.calls));
+    }
+    if tool_errors > 0 {
+        wrong.push(format!("{tool_errors} of {} calls answered with a tool error", settings.calls));
+    }
+    let down_after: Vec<&str> =
+        after.iter().filter(|s| !matches!(s.link, LinkState::Ready)).map(|s| s.name.as_str()).collect();
+    if !down_after.is_empty() {
+        wrong.push(format!("not connected after the run: {}", down_after.join(", ")));
+    }
+    if !wrong.is_empty() {
+        return Err(ProbeFailed(wrong.join("; ")).into());
+    }
+    Ok(())
+}
+
+/// The servers: link, era, health, breaker, connections made and tools; why a server is down.
+fn server_table(out: &mut impl Write, title: &str, servers: &[gauntlet_client::ServerStatus]) -> anyhow::Result<()> {
+    writeln!(out, "{title}")?;
+    writeln!(
+        out,
+        "  {:<20} {:<6} {:<8} {:<7} {:<8} {:<9} {:>8} {:>5}",
+        "name", "via", "link", "era", "health", "breaker", "connects", "tools"
+    )?;
+    for s in servers {
+        let link = match &s.link {
+            LinkState::Ready => "ready".to_owned(),
+            LinkState::Connecting => "connecting".to_owned(),
+            LinkState::Down { .. } => "down".to_owned(),
+        };
+        let era = s.era.map_or("-", |e| e.name());
+        let health = if s.healthy { "up" } else { "down" };
+        writeln!(
+            out,
+            "  {:<20} {:<6} {:<8} {:<7} {:<8} {:<9} {:>8} {:>5}",
+            s.name, s.transport, link, era, health, s.breaker, s.connects, s.tools
+        )?;
+        if let LinkState::Down { reason } = &s.link {
+            writeln!(out, "    reason: {reason}")?;
+        }
     }
     Ok(())
 }

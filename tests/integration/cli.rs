@@ -117,3 +117,60 @@ fn each_call_is_logged_as_a_json_span_with_its_id_tool_attempts_and_servers() {
         assert_eq!(span["servers"].as_str(), Some(format!("[\"{server}\"]").as_str()), "{v}");
     }
 }
+
+/// Writes `config` to a scratch file and runs `gauntlet probe --config FILE EXTRA…`.
+fn probe(name: &str, config: &serde_json::Value, extra: &[&str]) -> Output {
+    let path = std::env::temp_dir().join(format!("gauntlet-probe-{name}-{}.json", std::process::id()));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let o = Command::new(crate::support::GAUNTLET).args(["probe", "--config"]).arg(&path).args(extra).output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    o
+}
+
+#[test]
+fn tool_errors_are_counted_apart_from_successes_and_fail_the_probe() {
+    let config =
+        serde_json::json!({"mcpServers": {"s": {"command": crate::support::TEST_SERVER, "args": ["--name", "s"]}}});
+    let o = probe("tool-errors", &config, &["--calls", "3", "--tool", "s__fail"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("overall: 0/3 ok (0.00%), 3 tool errors, 0 failed in "), "{out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("3 of 3 calls answered with a tool error"));
+    let o = probe("ok", &config, &["--calls", "3", "--tool", "s__whoami"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("overall: 3/3 ok (100.00%), 0 tool errors, 0 failed in "), "{}", stdout(&o));
+}
+
+#[test]
+fn a_tool_missing_because_its_servers_are_down_is_a_failure_not_bad_input() {
+    let up =
+        serde_json::json!({"mcpServers": {"s": {"command": crate::support::TEST_SERVER, "args": ["--name", "s"]}}});
+    let o = probe("typo", &up, &["--calls", "1", "--tool", "s__nope"]);
+    assert_eq!(o.status.code(), Some(2), "every server is up: the name is wrong");
+    let down = serde_json::json!({"mcpServers": {"s": {"command": "/nonexistent/server"}}});
+    let o = probe("down", &down, &["--calls", "1", "--tool", "s__whoami", "--ready-timeout", "2s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 server(s) that might offer it are not connected"));
+}
+
+#[test]
+fn an_http_replica_that_dies_mid_run_shows_in_the_table_after_the_run_and_fails_the_probe() {
+    let (a, b, c) = (
+        crate::support::NetServer::start("a", &[]),
+        crate::support::NetServer::start("b", &["--exit-after", "5"]),
+        crate::support::NetServer::start("c", &[]),
+    );
+    let entries: serde_json::Map<String, serde_json::Value> =
+        [a.entry("a", "g"), b.entry("b", "g"), c.entry("c", "g")].into_iter().collect();
+    let config =
+        serde_json::json!({"mcpServers": entries, "gauntlet": {"balancer": "round-robin", "call_timeout": "5s"}});
+    let o = probe("dies", &config, &["--calls", "60", "--concurrency", "2", "--tool", "g__whoami"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let (before, after) = out.split_once("servers after the run:").expect("the table after the run");
+    let row = |table: &str| table.lines().find(|l| l.trim_start().starts_with("b ")).map(str::to_owned);
+    assert!(row(before).expect("b before").contains("ready"), "{out}");
+    assert!(row(after).expect("b after").contains("down"), "{out}");
+    assert!(out.contains("overall: 60/60 ok"), "safe calls fail over: {out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not connected after the run: b"));
+}
