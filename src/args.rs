@@ -147,6 +147,10 @@ pub(crate) struct ProbeArgs {
     /// How long to wait for servers to connect.
     #[arg(long, default_value = "15s")]
     pub(crate) ready_timeout: String,
+    /// Serve the Prometheus text at `http://ADDR/metrics` while the probe runs (e.g.
+    /// `127.0.0.1:9464`; port 0 picks one, printed as `metrics: URL`).
+    #[arg(long)]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -26,6 +26,7 @@ pub(crate) struct Settings {
     tool: Option<String>,
     args: serde_json::Map<String, Value>,
     ready_timeout: Duration,
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl TryFrom<crate::args::ProbeArgs> for Settings {
@@ -55,7 +56,15 @@ impl TryFrom<crate::args::ProbeArgs> for Settings {
         };
         let ready_timeout = humantime::parse_duration(&raw.ready_timeout)
             .with_context(|| format!("--ready-timeout `{}`", raw.ready_timeout))?;
-        Ok(Settings { config, calls: raw.calls, concurrency: raw.concurrency, tool: raw.tool, args, ready_timeout })
+        Ok(Settings {
+            config,
+            calls: raw.calls,
+            concurrency: raw.concurrency,
+            tool: raw.tool,
+            args,
+            ready_timeout,
+            metrics_addr: raw.metrics_addr,
+        })
     }
 }
 
@@ -82,6 +91,10 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         writeln!(out, "ignored (other clients' settings): {}", settings.config.ignored.join(", "))?;
     }
     let client = Arc::new(MultiServerClient::start(settings.config));
+    let _metrics = match settings.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr, client.clone(), out).await?),
+        None => None,
+    };
     client.wait_ready(settings.ready_timeout).await;
 
     let servers = client.servers();
@@ -203,6 +216,36 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         return Err(ProbeFailed(wrong.join("; ")).into());
     }
     Ok(())
+}
+
+/// Serves `client`'s Prometheus text at `http://addr/metrics` until the returned guard drops.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    client: Arc<MultiServerClient>,
+    out: &mut impl Write,
+) -> anyhow::Result<AbortOnDrop> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics-addr {addr}"))?;
+    let local = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let client = client.clone();
+            async move { ([("content-type", "text/plain; version=0.0.4")], client.prometheus()) }
+        }),
+    );
+    writeln!(out, "metrics: http://{local}/metrics")?;
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })))
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The servers: link, era, health, breaker, connections made and tools; why a server is down.

@@ -294,9 +294,56 @@ impl MultiServerClient {
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// Metrics in the Prometheus text format.
+    /// Metrics in the Prometheus text format: the engine's counters and latency summaries, and
+    /// the servers' state as gauges (connected and healthy per server and in all, breaker state).
     pub fn prometheus(&self) -> String {
-        self.shared.engine().metrics().prometheus()
+        use std::fmt::Write as _;
+        let mut out = self.shared.engine().metrics().prometheus();
+        let servers = self.servers();
+        let ready = servers.iter().filter(|s| matches!(s.link, LinkState::Ready)).count();
+        let healthy = servers.iter().filter(|s| matches!(s.link, LinkState::Ready) && s.healthy).count();
+        let _ = writeln!(
+            out,
+            "# HELP gauntlet_servers Servers configured.\n# TYPE gauntlet_servers gauge\ngauntlet_servers {}",
+            servers.len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gauntlet_servers_ready Servers with a ready session.\n# TYPE gauntlet_servers_ready gauge\n\
+             gauntlet_servers_ready {ready}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gauntlet_servers_healthy Servers ready and passing health checks.\n\
+             # TYPE gauntlet_servers_healthy gauge\ngauntlet_servers_healthy {healthy}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gauntlet_server_up Whether each server has a ready session (1) or not (0).\n\
+             # TYPE gauntlet_server_up gauge"
+        );
+        for s in &servers {
+            let up = u8::from(matches!(s.link, LinkState::Ready));
+            let _ = writeln!(out, "gauntlet_server_up{{server=\"{}\"}} {up}", gauntlet_core::metrics::escape(&s.name));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP gauntlet_breaker_open Each server's breaker state: 0 closed, 1 half-open, 2 open.\n\
+             # TYPE gauntlet_breaker_open gauge"
+        );
+        for s in &servers {
+            let state = match s.breaker {
+                Phase::Closed => 0,
+                Phase::HalfOpen => 1,
+                Phase::Open => 2,
+            };
+            let _ = writeln!(
+                out,
+                "gauntlet_breaker_open{{server=\"{}\"}} {state}",
+                gauntlet_core::metrics::escape(&s.name)
+            );
+        }
+        out
     }
 
     /// Per-server latency at `quantile` and attempt counts, by server name.

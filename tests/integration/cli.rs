@@ -174,3 +174,48 @@ fn an_http_replica_that_dies_mid_run_shows_in_the_table_after_the_run_and_fails_
     assert!(out.contains("overall: 60/60 ok"), "safe calls fail over: {out}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("not connected after the run: b"));
 }
+
+#[test]
+fn the_probe_serves_prometheus_metrics_while_it_runs() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let config = serde_json::json!({"mcpServers": {
+        "a": {"command": crate::support::TEST_SERVER, "args": ["--name", "a"], "group": "g"},
+        "b": {"command": crate::support::TEST_SERVER, "args": ["--name", "b"], "group": "g"}
+    }});
+    let path = std::env::temp_dir().join(format!("gauntlet-metrics-{}.json", std::process::id()));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let mut child = Command::new(crate::support::GAUNTLET)
+        .args(["probe", "--config"])
+        .arg(&path)
+        .args(["--metrics-addr", "127.0.0.1:0", "--calls", "100", "--concurrency", "1", "--tool", "g__slow"])
+        .args(["--args", r#"{"ms": 30}"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("metrics: ").map(str::to_owned))
+        .expect("the probe prints where it serves metrics");
+    let address = url.strip_prefix("http://").and_then(|u| u.strip_suffix("/metrics")).expect("an http URL");
+    assert!(address.starts_with("127.0.0.1:"), "loopback only: {address}");
+    // Wait for the calls to start, then scrape while they run.
+    let _ = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("calls: "));
+    let mut stream = std::net::TcpStream::connect(address).expect("the endpoint listens");
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").expect("a body").1;
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition");
+    let value = |name: &str| scrape.samples.iter().find(|s| s.metric == name).map(|s| s.value.clone());
+    assert!(matches!(value("gauntlet_servers"), Some(prometheus_parse::Value::Gauge(v)) if v == 2.0));
+    assert!(matches!(value("gauntlet_servers_ready"), Some(prometheus_parse::Value::Gauge(v)) if v == 2.0));
+    let up: Vec<_> = scrape.samples.iter().filter(|s| s.metric == "gauntlet_server_up").collect();
+    assert_eq!(up.len(), 2);
+    assert!(scrape.samples.iter().any(|s| s.metric == "gauntlet_attempts_total"));
+    let _ = lines.count();
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_file(&path);
+}

@@ -242,7 +242,7 @@ fn number(v: f64) -> String {
 }
 
 /// Escapes a label value: backslash, double quote and line feed.
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
