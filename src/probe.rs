@@ -95,7 +95,13 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         Some(addr) => Some(serve_metrics(addr, client.clone(), out).await?),
         None => None,
     };
-    client.wait_ready(settings.ready_timeout).await;
+    // Calls to a named tool start once a replica of it is ready, not after the slowest
+    // server's handshake; otherwise every server settles first (the default tool is the
+    // catalog's first, which depends on who is there).
+    match (&settings.tool, settings.calls) {
+        (Some(tool), 1..) => client.wait_for_tool(tool, settings.ready_timeout).await,
+        _ => client.wait_ready(settings.ready_timeout).await,
+    }
 
     let servers = client.servers();
     server_table(out, "servers:", &servers)?;

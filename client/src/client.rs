@@ -236,6 +236,20 @@ impl MultiServerClient {
         }
     }
 
+    /// Waits until `tool` is in the catalog (a replica offering it is ready), or every server has
+    /// settled, or `timeout` has passed: calls to it need not wait for a slow server's handshake.
+    pub async fn wait_for_tool(&self, tool: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            let routed = self.shared.engine().routes().any(|(r, _)| r.exposed == tool);
+            let settled = self.shared.upstreams.iter().all(|u| u.status.lock().expect("status lock").settled);
+            if routed || settled {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stops every connection (child processes are killed).
     pub async fn shutdown(self) {
         self.shutdown.cancel();

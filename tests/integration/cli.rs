@@ -219,3 +219,21 @@ fn the_probe_serves_prometheus_metrics_while_it_runs() {
     assert!(child.wait().unwrap().success());
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn calls_to_a_named_tool_start_without_waiting_for_a_hung_handshake() {
+    let config = serde_json::json!({"mcpServers": {
+        "a": {"command": crate::support::TEST_SERVER, "args": ["--name", "a"], "group": "g"},
+        // A process that never speaks MCP: its handshake hangs until the connect timeout.
+        "hung": {"command": "sleep", "args": ["30"], "group": "g"}
+    }, "gauntlet": {"connect_timeout": "20s"}});
+    let o = probe("hung", &config, &["--calls", "5", "--tool", "g__whoami", "--ready-timeout", "30s"]);
+    let out = stdout(&o);
+    let (before, after) = out.split_once("servers after the run:").expect("both tables");
+    let row = |table: &str| table.lines().find(|l| l.trim_start().starts_with("hung ")).map(str::to_owned);
+    // Still connecting when the calls began: they did not wait for its 20 s handshake.
+    assert!(row(before).expect("hung before").contains("connecting"), "{out}");
+    assert!(row(after).expect("hung after").contains("connecting"), "{out}");
+    assert!(out.contains("overall: 5/5 ok"), "{out}");
+    assert_eq!(o.status.code(), Some(1), "a server not connected after the run fails the probe: {out}");
+}
