@@ -1,8 +1,8 @@
 //! `gauntlet probe`: the real client against real servers.
 
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -137,36 +137,55 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
     // The wall clock, for the calls per second of real servers (the probe is I/O, not a decision).
     let started = std::time::Instant::now();
     let next = Arc::new(AtomicU32::new(0));
-    let mut workers = Vec::new();
+    let tally = Arc::new(Mutex::new(Tally::empty()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = tokio::task::JoinSet::new();
     for _ in 0..settings.concurrency.min(settings.calls) {
         let (client, next, args, tool) = (client.clone(), next.clone(), settings.args.clone(), tool.clone());
+        let (tally, stop) = (tally.clone(), stop.clone());
         let total = settings.calls;
-        workers.push(tokio::spawn(async move {
-            let mut latencies = latency::histogram(3);
-            let mut failures: Vec<CallError> = Vec::new();
-            let mut tool_errors = 0u32;
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+        workers.spawn(async move {
+            while !stop.load(Ordering::Relaxed) && next.fetch_add(1, Ordering::Relaxed) < total {
                 let started = tokio::time::Instant::now();
-                match client.call_tool(&tool, args.clone()).await {
+                let result = client.call_tool(&tool, args.clone()).await;
+                let mut t = tally.lock().expect("tally lock");
+                t.done += 1;
+                match result {
                     Ok(report) => {
-                        latency::record(&mut latencies, started.elapsed());
-                        tool_errors += u32::from(report.result.is_error == Some(true));
+                        latency::record(&mut t.latencies, started.elapsed());
+                        t.tool_errors += u32::from(report.result.is_error == Some(true));
                     }
-                    Err(e) => failures.push(e),
+                    Err(e) => t.failures.push(e),
                 }
             }
-            (latencies, failures, tool_errors)
-        }));
+        });
     }
-    let mut all = latency::histogram(3);
-    let mut failures = Vec::new();
-    let mut tool_errors = 0;
-    for w in workers {
-        let (h, f, t) = w.await.context("a probe worker panicked")?;
-        all.add(&h).context("merging latency histograms")?;
-        failures.extend(f);
-        tool_errors += t;
+    // SIGINT or SIGTERM: no new call starts; those in flight get a grace period, then are
+    // cancelled (dropping a call sends `notifications/cancelled`); the summary is printed.
+    let mut signal = std::pin::pin!(interrupted());
+    let mut grace: Option<tokio::time::Instant> = None;
+    let mut cancelled = 0u32;
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut signal, if grace.is_none() => {
+                stop.store(true, Ordering::Relaxed);
+                grace = Some(tokio::time::Instant::now() + GRACE);
+                writeln!(out, "interrupted: no new calls; waiting up to {GRACE:?} for those in flight")?;
+            }
+            joined = workers.join_next() => match joined {
+                Some(r) => r.context("a probe worker panicked")?,
+                None => break,
+            },
+            () = sleep_until_some(grace) => {
+                cancelled = u32::try_from(workers.len()).unwrap_or(u32::MAX);
+                workers.shutdown().await;
+                break;
+            }
+        }
     }
+    let Tally { latencies: all, failures, tool_errors, done } =
+        std::mem::replace(&mut *tally.lock().expect("tally lock"), Tally::empty());
     let elapsed = started.elapsed();
     writeln!(out, "  {:<20} {:>8} {:>8} {:>9} {:>9}", "server", "attempts", "answered", "p50", "p99")?;
     let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.2}ms", d.as_secs_f64() * 1e3));
@@ -176,7 +195,7 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         writeln!(out, "  {name:<20} {attempts:>8} {answered:>8} {:>9} {:>9}", ms(*a), ms(*b))?;
     }
     // A tool error is an answer, but not a success: counted apart.
-    let ok = u64::from(settings.calls) - failures.len() as u64 - u64::from(tool_errors);
+    let ok = u64::from(done).saturating_sub(failures.len() as u64 + u64::from(tool_errors));
     let q = |x| latency::quantile(&all, x);
     writeln!(
         out,
@@ -186,7 +205,7 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         100.0 * ok as f64 / f64::from(settings.calls),
         failures.len(),
         elapsed.as_secs_f64(),
-        f64::from(settings.calls) / elapsed.as_secs_f64().max(1e-9),
+        f64::from(done) / elapsed.as_secs_f64().max(1e-9),
         ms(q(0.5)),
         ms(q(0.9)),
         ms(q(0.99)),
@@ -207,6 +226,12 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         Err(client) => drop(client),
     }
     let mut wrong = Vec::new();
+    if grace.is_some() {
+        wrong.push(format!(
+            "interrupted after {done} of {} calls ({cancelled} in flight cancelled after the grace period)",
+            settings.calls
+        ));
+    }
     if !failures.is_empty() {
         wrong.push(format!("{} of {} calls failed", failures.len(), settings.calls));
     }
@@ -222,6 +247,53 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         return Err(ProbeFailed(wrong.join("; ")).into());
     }
     Ok(())
+}
+
+/// How long calls in flight may finish after SIGINT or SIGTERM before they are cancelled.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// What the probe's workers counted.
+struct Tally {
+    latencies: hdrhistogram::Histogram<u64>,
+    failures: Vec<CallError>,
+    tool_errors: u32,
+    done: u32,
+}
+
+impl Tally {
+    fn empty() -> Tally {
+        Tally { latencies: latency::histogram(3), failures: Vec::new(), tool_errors: 0, done: 0 }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; never if neither can be listened for.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        r = tokio::signal::ctrl_c() => {
+            if r.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        () = terminated => {}
+    }
+}
+
+/// Sleeps until `at`; forever when there is none.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Serves `client`'s Prometheus text at `http://addr/metrics` until the returned guard drops.

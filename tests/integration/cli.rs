@@ -237,3 +237,58 @@ fn calls_to_a_named_tool_start_without_waiting_for_a_hung_handshake() {
     assert!(out.contains("overall: 5/5 ok"), "{out}");
     assert_eq!(o.status.code(), Some(1), "a server not connected after the run fails the probe: {out}");
 }
+
+/// Processes whose command line holds `marker`, from /proc.
+fn processes_with(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(marker).then(|| format!("{}: {cmdline}", e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+#[test]
+fn sigint_stops_new_calls_prints_the_summary_and_leaves_no_server_behind() {
+    use std::io::{BufRead, BufReader};
+    let marker = format!("srv-sigint-{}", std::process::id());
+    let config = serde_json::json!({"mcpServers": {
+        "a": {"command": crate::support::TEST_SERVER, "args": ["--name", format!("{marker}-a")], "group": "g"},
+        "b": {"command": crate::support::TEST_SERVER, "args": ["--name", format!("{marker}-b")], "group": "g"}
+    }});
+    let path = std::env::temp_dir().join(format!("gauntlet-signal-{}.json", std::process::id()));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let mut child = Command::new(crate::support::GAUNTLET)
+        .args(["probe", "--config"])
+        .arg(&path)
+        .args(["--calls", "10000", "--concurrency", "2", "--tool", "g__slow", "--args", r#"{"ms": 100}"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let _ = lines.by_ref().find(|l| l.starts_with("calls: ")).expect("the calls start");
+    assert_eq!(processes_with(&marker).len(), 2, "both servers run: {:?}", processes_with(&marker));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let rest: Vec<String> = lines.collect();
+    let status = child.wait().unwrap();
+    let out = rest.join("\n");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("interrupted: no new calls"), "{out}");
+    assert!(out.contains("servers after the run:"), "the summary is printed: {out}");
+    let overall = out.lines().find(|l| l.starts_with("overall: ")).expect("an overall line");
+    let done: u32 = overall["overall: ".len()..].split('/').next().and_then(|n| n.parse().ok()).expect("a count");
+    assert!((1..10_000).contains(&done), "some calls ran, not all: {overall}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("interrupted after"), "{err}");
+    // The servers are gone with the probe.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(processes_with(&marker), Vec::<String>::new(), "no server process is left");
+    let _ = std::fs::remove_file(&path);
+}
