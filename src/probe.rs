@@ -106,14 +106,7 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
     let servers = client.servers();
     server_table(out, "servers:", &servers)?;
     let catalog = client.catalog();
-    writeln!(out, "catalog ({} tools):", catalog.len())?;
-    for e in &catalog {
-        let replay = if e.replayable { "  [replayable]" } else { "" };
-        writeln!(out, "  {:<40} -> {}{replay}", e.exposed, e.servers.join(", "))?;
-    }
-    for skipped in client.skipped_tools() {
-        writeln!(out, "  skipped: {skipped}")?;
-    }
+    catalog_table(out, "catalog", &catalog, &client)?;
     let down = servers.iter().filter(|s| !matches!(s.link, LinkState::Ready)).count();
     if settings.calls == 0 {
         return if down > 0 { Err(ProbeFailed(format!("{down} server(s) not connected")).into()) } else { Ok(()) };
@@ -218,9 +211,16 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
             writeln!(out, "  failed: {f}")?;
         }
     }
-    // How the servers stand after the run: a replica lost during it shows here.
+    // How the servers stand after the run: a replica lost during it shows here, and the catalog
+    // if it changed (servers that joined after the calls began, tools withdrawn or added).
     let after = client.servers();
     server_table(out, "servers after the run:", &after)?;
+    let catalog_after = client.catalog();
+    let names =
+        |c: &[gauntlet_client::ToolEntry]| c.iter().map(|e| (e.exposed.clone(), e.servers.clone())).collect::<Vec<_>>();
+    if names(&catalog_after) != names(&catalog) {
+        catalog_table(out, "catalog after the run", &catalog_after, &client)?;
+    }
     match Arc::try_unwrap(client) {
         Ok(client) => client.shutdown().await,
         Err(client) => drop(client),
@@ -324,6 +324,24 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The federated catalog: each exposed tool, the servers behind it, and the tools left out.
+fn catalog_table(
+    out: &mut impl Write,
+    title: &str,
+    catalog: &[gauntlet_client::ToolEntry],
+    client: &MultiServerClient,
+) -> anyhow::Result<()> {
+    writeln!(out, "{title} ({} tools):", catalog.len())?;
+    for e in catalog {
+        let replay = if e.replayable { "  [replayable]" } else { "" };
+        writeln!(out, "  {:<40} -> {}{replay}", e.exposed, e.servers.join(", "))?;
+    }
+    for skipped in client.skipped_tools() {
+        writeln!(out, "  skipped: {skipped}")?;
+    }
+    Ok(())
 }
 
 /// The servers: link, era, health, breaker, connections made and tools; why a server is down.
