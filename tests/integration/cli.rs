@@ -259,7 +259,7 @@ fn calls_to_a_named_tool_start_without_waiting_for_a_hung_handshake() {
     assert_eq!(link(before), "connecting", "{out}");
     assert_eq!(link(after), "connecting", "{out}");
     assert!(out.contains("overall: 5/5 ok"), "{out}");
-    assert_eq!(o.status.code(), Some(1), "a server not connected after the run fails the probe: {out}");
+    assert_eq!(o.status.code(), Some(0), "a server still in its handshake is shown, not failed: {out}");
 }
 
 /// Processes whose command line holds `marker`, from /proc.
