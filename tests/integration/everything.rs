@@ -31,6 +31,15 @@ fn installed() -> PathBuf {
     entry
 }
 
+/// Runs `gauntlet probe` on a config file written from `config`, with `args` after it.
+fn probe(config: &serde_json::Value, args: &[&str]) -> std::process::Output {
+    let path = std::env::temp_dir().join(format!("gauntlet-everything-{}-{}.json", std::process::id(), args.len()));
+    std::fs::write(&path, config.to_string()).expect("write config");
+    let out = Command::new(GAUNTLET).args(["probe", "--config"]).arg(&path).args(args).output().expect("gauntlet runs");
+    let _ = std::fs::remove_file(&path);
+    out
+}
+
 #[test]
 fn three_instances_of_the_reference_everything_server_are_namespaced_and_called_through_probe() {
     let entry = installed();
@@ -39,21 +48,23 @@ fn three_instances_of_the_reference_everything_server_are_namespaced_and_called_
         servers.insert(name.to_owned(), json!({"command": "node", "args": [entry, "stdio"]}));
     }
     let config = json!({"mcpServers": servers, "gauntlet": {"namespacing": "on-collision"}});
-    let path = std::env::temp_dir().join(format!("gauntlet-everything-{}.json", std::process::id()));
-    std::fs::write(&path, config.to_string()).expect("write config");
-    let out = Command::new(GAUNTLET)
-        .args(["probe", "--config"])
-        .arg(&path)
-        .args(["--calls", "30", "--concurrency", "3", "--tool", "ev2__echo", "--args", r#"{"message":"hi"}"#])
-        .output()
-        .expect("gauntlet runs");
-    let _ = std::fs::remove_file(&path);
+
+    // Without calls the probe waits for every server's handshake, so the catalog is whole: the
+    // three servers offer the same tool names, each is prefixed and none shadows another.
+    let out = probe(&config, &["--calls", "0"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "probe failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    // The three servers offer the same tool names: each is prefixed, none shadows another.
     for name in ["ev1__echo", "ev2__echo", "ev3__echo"] {
         assert!(stdout.lines().any(|l| l.trim_start().starts_with(name)), "{name} missing:\n{stdout}");
     }
     assert!(!stdout.lines().any(|l| l.trim_start().starts_with("echo ")), "a bare name would shadow:\n{stdout}");
+
+    // With a named tool the calls start once its server is ready, whoever else is still starting.
+    let out = probe(
+        &config,
+        &["--calls", "30", "--concurrency", "3", "--tool", "ev2__echo", "--args", r#"{"message":"hi"}"#],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "probe failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("overall: 30/30 ok"), "{stdout}");
 }
