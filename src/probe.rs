@@ -36,6 +36,8 @@ impl TryFrom<crate::args::ProbeArgs> for Settings {
         let path = raw.config.display().to_string();
         let text = std::fs::read_to_string(&raw.config).with_context(|| format!("reading {path}"))?;
         let mut config = Config::parse(&text, &|var| std::env::var(var).ok()).with_context(|| path.to_string())?;
+        let dir = raw.config.parent().unwrap_or_else(|| std::path::Path::new("."));
+        config.rebase(dir).with_context(|| path.to_string())?;
         crate::redact_logs(&config.redactor());
         if let Some(b) = &raw.balancer {
             config.policy.balancer = b.parse::<Strategy>()?;

@@ -24,12 +24,15 @@ use crate::supervise;
 use crate::upstream::{LinkState, Upstream};
 
 /// The connector of the configured transports (stdio, Streamable HTTP, TCP).
+/// Each HTTP server has one HTTP client for all its sessions, so connections are reused.
 #[derive(Debug, Default)]
-pub struct ConfiguredTransports;
+pub struct ConfiguredTransports {
+    http: crate::http::Clients,
+}
 
 impl Connector for ConfiguredTransports {
     fn connect<'a>(&'a self, server: &'a crate::config::ServerConfig, handler: HandlerToken) -> ConnectFuture<'a> {
-        Box::pin(session::connect(server, handler.0))
+        Box::pin(session::connect(server, handler.0, &self.http))
     }
 }
 
@@ -156,7 +159,7 @@ impl MultiServerClient {
     /// Starts connecting to every configured server over its configured transport. Returns at
     /// once; see [`wait_ready`](Self::wait_ready). Needs a tokio runtime.
     pub fn start(config: Config) -> MultiServerClient {
-        MultiServerClient::start_with(config, ConfiguredTransports)
+        MultiServerClient::start_with(config, ConfiguredTransports::default())
     }
 
     /// Starts with a custom [`Connector`] (the simulator's turmoil streams, tests' in-memory

@@ -139,6 +139,10 @@ pub enum TransportSpec {
         url: String,
         /// Extra request headers.
         headers: BTreeMap<String, Secret>,
+        /// A PEM file of CA certificates trusted for this server beside the platform's
+        /// (`caFile`; `https://` only). Relative paths are relative to the configuration
+        /// file's directory once [`Config::rebase`] has run.
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Newline-delimited JSON-RPC over a TCP connection.
     Tcp {
@@ -261,6 +265,7 @@ struct RawServer {
     url: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    ca_file: Option<String>,
     address: Option<String>,
     group: Option<String>,
     weight: Option<u32>,
@@ -354,6 +359,21 @@ impl Config {
             }
         }
         Ok(Config { servers, policy, ignored })
+    }
+
+    /// Makes the servers' relative `caFile` paths relative to `dir` (the configuration file's
+    /// directory), and reads each: a missing or unreadable file, or one without a PEM
+    /// certificate, is an error naming the server, before any connection.
+    pub fn rebase(&mut self, dir: &std::path::Path) -> Result<(), ConfigError> {
+        for server in &mut self.servers {
+            if let TransportSpec::Http { ca_file: Some(path), .. } = &mut server.transport {
+                if path.is_relative() {
+                    *path = dir.join(&*path);
+                }
+                crate::http::read_ca_file(path).map_err(|m| server_error(&server.name, "caFile", m))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -472,7 +492,15 @@ fn check_server(
                 }
                 headers.insert(k.clone(), Secret(value));
             }
-            TransportSpec::Http { url, headers }
+            let ca_file = match &raw.ca_file {
+                None => None,
+                Some(_) if !url.starts_with("https://") => {
+                    return Err(server_error(name, "caFile", "only an https:// server is verified against a CA"));
+                }
+                Some(path) if path.is_empty() => return Err(server_error(name, "caFile", "is empty")),
+                Some(path) => Some(std::path::PathBuf::from(expand("caFile", path)?)),
+            };
+            TransportSpec::Http { url, headers, ca_file }
         }
         "tcp" => {
             let Some(address) = &raw.address else {

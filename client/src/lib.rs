@@ -10,7 +10,8 @@
 //!
 //! The layout follows the roles: `client` (the public API), `call` (the pipeline of one call),
 //! `fanout` (aggregated calls that race), `supervise` (connection supervision), `upstream`
-//! (one server's state), `session` (rmcp sessions and transports), `shared` (the state they
+//! (one server's state), `session` (rmcp sessions and transports), `http` (the HTTP client
+//! per server: connection reuse, TLS, message limits), `shared` (the state they
 //! share, the engine behind its mutex).
 //!
 //! Time comes from `tokio::time` only (simulated under turmoil), randomness from the engine's
@@ -21,6 +22,7 @@ mod call;
 mod client;
 pub mod config;
 mod fanout;
+mod http;
 mod session;
 mod shared;
 mod supervise;
@@ -30,6 +32,7 @@ pub use client::{
     CallError, CallOptions, CallReport, ConfiguredTransports, MultiServerClient, ServerStatus, ToolEntry,
 };
 pub use gauntlet_core::policy::{Event, MAX_FAN_OUT};
+pub use http::{MAX_CA_CERTS, MAX_CA_FILE_BYTES};
 pub use session::{ConnectError, Connected, Era, MAX_MESSAGE_BYTES, Progress, STDERR_KEEP_BYTES};
 pub use shared::{ConnectFuture, Connector, HandlerToken, Observer};
 pub use upstream::{LinkState, MAX_PAGES, MAX_TOOLS, RECYCLE_AFTER_TIMEOUTS};

@@ -23,8 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{ServerConfig, TransportSpec};
 use gauntlet_core::ServerId;
 
-/// The largest single message accepted from a server (a line on stdio and TCP). Bigger
-/// messages are dropped by the transport and the call times out: the server is untrusted.
+/// The largest single message accepted from a server (a line on stdio and TCP, an SSE event or
+/// a JSON response over HTTP). Bigger messages are dropped by the transport: the server is
+/// untrusted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// How much of a child process's stderr is kept (the most recent bytes).
 pub const STDERR_KEEP_BYTES: usize = 16 * 1024;
@@ -155,6 +156,9 @@ pub enum ConnectError {
     /// The MCP handshake failed.
     #[error("MCP handshake failed: {0}")]
     Handshake(String),
+    /// No TLS configuration for an `https://` server: no trusted root, or a bad `caFile`.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Connecting took longer than the connect timeout.
     #[error("no MCP handshake within {0:?}")]
     Timeout(Duration),
@@ -204,6 +208,38 @@ fn needs_legacy_retry(error: &ConnectError) -> bool {
     matches!(error, ConnectError::Handshake(m) if m.contains("no compatible protocol version"))
 }
 
+/// Why a handshake failed, with the errors under it `: `-joined: an HTTP client's "error
+/// sending request" says why (a refused connection, an untrusted certificate) only in its
+/// sources, and rmcp's wrappers hold them without naming them as sources.
+fn handshake_error(error: &rmcp::service::ClientInitializeError) -> String {
+    match error {
+        rmcp::service::ClientInitializeError::TransportError { error, context } => {
+            format!("{context}: {}", with_causes(&*error.error))
+        }
+        other => with_causes(other),
+    }
+}
+
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(cause) = next
+        && parts.len() < 16
+    {
+        let said = cause.to_string();
+        // A wrapper that prints its source says it once.
+        if !parts.last().is_some_and(|p| p.contains(&said)) {
+            parts.push(said);
+        }
+        next = match cause.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            Some(StreamableHttpError::Client(inner)) => Some(inner),
+            _ => cause.source(),
+        };
+    }
+    parts.join(": ")
+}
+
 /// Starts an MCP session over any byte stream: how the simulator plugs in turmoil streams.
 pub(crate) async fn connect_io<R, W>(handler: Handler, read: R, write: W) -> Result<Running, ConnectError>
 where
@@ -227,7 +263,7 @@ where
     let running = handler
         .serve_with_lifecycle(transport, lifecycle.mode())
         .await
-        .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+        .map_err(|e| ConnectError::Handshake(handshake_error(&e)))?;
     // rmcp's response cache reads the wall clock and serves stale data on error: Gauntlet
     // caches in `gauntlet_core::cache` instead.
     running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
@@ -236,9 +272,13 @@ where
 
 /// Connects to `config`'s server (no deadline here: the caller bounds it), retrying once with
 /// `initialize` on a fresh connection when discover finds no common version.
-pub(crate) async fn connect(config: &ServerConfig, handler: Handler) -> Result<Connected, ConnectError> {
-    match connect_with(config, handler.clone(), Lifecycle::Auto).await {
-        Err(e) if needs_legacy_retry(&e) => connect_with(config, handler, Lifecycle::Legacy).await,
+pub(crate) async fn connect(
+    config: &ServerConfig,
+    handler: Handler,
+    clients: &crate::http::Clients,
+) -> Result<Connected, ConnectError> {
+    match connect_with(config, handler.clone(), Lifecycle::Auto, clients).await {
+        Err(e) if needs_legacy_retry(&e) => connect_with(config, handler, Lifecycle::Legacy, clients).await,
         other => other,
     }
 }
@@ -247,6 +287,7 @@ async fn connect_with(
     config: &ServerConfig,
     handler: Handler,
     lifecycle: Lifecycle,
+    clients: &crate::http::Clients,
 ) -> Result<Connected, ConnectError> {
     match &config.transport {
         TransportSpec::Stdio { command, args, env } => {
@@ -280,7 +321,7 @@ async fn connect_with(
                 stderr: None,
             })
         }
-        TransportSpec::Http { url, headers } => {
+        TransportSpec::Http { url, headers, ca_file } => {
             use rmcp::transport::StreamableHttpClientTransport;
             use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
             // rmcp's API takes a HashMap; nothing iterates it in a way that reaches a decision.
@@ -291,13 +332,18 @@ async fn connect_with(
                 let v = http::HeaderValue::try_from(value.expose()).map_err(|_| ConnectError::Header(name.clone()))?;
                 custom.insert(n, v);
             }
-            let transport = StreamableHttpClientTransport::from_config(
-                StreamableHttpClientTransportConfig::with_uri(url.clone()).custom_headers(custom),
+            let client = clients.get(&config.name, ca_file.as_deref())?;
+            let transport = StreamableHttpClientTransport::with_client(
+                client,
+                StreamableHttpClientTransportConfig::with_uri(url.clone())
+                    .custom_headers(custom)
+                    .max_sse_event_size(MAX_MESSAGE_BYTES)
+                    .max_concurrent_requests(config.max_concurrency as usize),
             );
             let running = handler
                 .serve_with_lifecycle(transport, lifecycle.mode())
                 .await
-                .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+                .map_err(|e| ConnectError::Handshake(handshake_error(&e)))?;
             running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
             Ok(Connected { running, child: None, stderr: None })
         }

@@ -61,6 +61,13 @@ struct Args {
     /// `listening http://ADDR/mcp` on stdout.
     #[arg(long, conflicts_with = "tcp")]
     http: Option<String>,
+    /// With --http: serve HTTPS with this PEM certificate chain (and --tls-key); prints
+    /// `listening https://ADDR/mcp`.
+    #[arg(long, requires_all = ["http", "tls_key"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Serve newline-delimited JSON-RPC on this TCP address instead of stdio; prints
     /// `listening tcp ADDR` on stdout.
     #[arg(long)]
@@ -102,6 +109,8 @@ struct TestServer {
     cancelled: Arc<AtomicU64>,
     stall_until: Arc<Mutex<Option<tokio::time::Instant>>>,
     garbage: Arc<AtomicBool>,
+    /// Connections accepted (HTTP and TCP modes).
+    connections: Arc<AtomicU64>,
 }
 
 fn schema(properties: &Value) -> Arc<JsonObject> {
@@ -205,6 +214,7 @@ impl TestServer {
                 "calls": self.calls.load(Ordering::SeqCst),
                 "cancelled": self.cancelled.load(Ordering::SeqCst),
                 "writes": self.writes.load(Ordering::SeqCst),
+                "connections": self.connections.load(Ordering::SeqCst),
             })
             .to_string(),
             "huge" => {
@@ -318,6 +328,7 @@ async fn main() -> anyhow::Result<()> {
         cancelled: Arc::default(),
         stall_until: Arc::default(),
         garbage: Arc::default(),
+        connections: Arc::default(),
     };
     if let Some(addr) = &args.http {
         serve_http(server, addr).await
@@ -341,6 +352,8 @@ fn announce(line: &str) -> anyhow::Result<()> {
 }
 
 async fn serve_http(server: TestServer, addr: &str) -> anyhow::Result<()> {
+    let args_tls = (server.args.tls_cert.clone(), server.args.tls_key.clone());
+    let connections = server.connections.clone();
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     };
@@ -353,8 +366,45 @@ async fn serve_http(server: TestServer, addr: &str) -> anyhow::Result<()> {
     let router = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    announce(&format!("listening http://{local}/mcp"))?;
-    axum::serve(listener, router).await.context("serving http")
+    let acceptor = match (&args_tls.0, &args_tls.1) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    announce(&format!("listening {scheme}://{local}/mcp"))?;
+    // Each connection is served by hyper directly, so they can be counted (`stats`).
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        connections.fetch_add(1, Ordering::SeqCst);
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        tokio::spawn(async move {
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let http = hyper::server::conn::http1::Builder::new();
+            let _ = match acceptor {
+                // A client that refuses the certificate ends its handshake here.
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(tls) => http.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await,
+                    Err(_) => return,
+                },
+                None => http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).await,
+            };
+        });
+    }
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("reading {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 async fn serve_tcp(server: TestServer, addr: &str) -> anyhow::Result<()> {
@@ -362,6 +412,7 @@ async fn serve_tcp(server: TestServer, addr: &str) -> anyhow::Result<()> {
     announce(&format!("listening tcp {}", listener.local_addr()?))?;
     loop {
         let (stream, _) = listener.accept().await?;
+        server.connections.fetch_add(1, Ordering::SeqCst);
         let server = server.clone();
         tokio::spawn(async move {
             if let Ok(running) = server.serve(stream).await {

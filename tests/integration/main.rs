@@ -7,3 +7,4 @@ mod harness;
 mod report;
 mod suite;
 mod support;
+mod tls;

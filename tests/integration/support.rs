@@ -68,7 +68,10 @@ impl NetServer {
             .read_line(&mut line)
             .expect("it announces its address");
         let url = line.trim().strip_prefix("listening ").expect("an announcement").to_owned();
-        assert!(url.starts_with("http://127.0.0.1:") || url.starts_with("tcp 127.0.0.1:"), "loopback only: {url}");
+        assert!(
+            ["http://127.0.0.1:", "https://127.0.0.1:", "tcp 127.0.0.1:"].iter().any(|p| url.starts_with(p)),
+            "loopback only: {url}"
+        );
         NetServer { child, url }
     }
 
