@@ -147,6 +147,16 @@ pub(crate) struct ProbeArgs {
     /// How long to wait for servers to connect.
     #[arg(long, default_value = "15s")]
     pub(crate) ready_timeout: String,
+    /// Every server's deadline for one attempt (overrides the config's `callTimeout` and
+    /// `call_timeout`), e.g. `2s`.
+    #[arg(long)]
+    pub(crate) timeout: Option<String>,
+    /// The deadline of a whole call, all attempts included (overrides `deadline`), e.g. `10s`.
+    #[arg(long)]
+    pub(crate) deadline: Option<String>,
+    /// Print the progress notifications long-running tools send, as they arrive.
+    #[arg(long)]
+    pub(crate) progress: bool,
     /// Serve the Prometheus text at `http://ADDR/metrics` while the probe runs (e.g.
     /// `127.0.0.1:9464`; port 0 picks one, printed as `metrics: URL`).
     #[arg(long)]

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use gauntlet_client::config::Config;
-use gauntlet_client::{CallError, LinkState, MultiServerClient};
+use std::io::IsTerminal;
+
+use gauntlet_client::{CallError, CallOptions, LinkState, MultiServerClient, Progress};
 use gauntlet_core::balance::Strategy;
 use gauntlet_core::latency;
+use gauntlet_core::policy::{Event, Period};
 use serde_json::Value;
 
 /// The most calls one probe drives.
@@ -27,6 +30,7 @@ pub(crate) struct Settings {
     args: serde_json::Map<String, Value>,
     ready_timeout: Duration,
     metrics_addr: Option<std::net::SocketAddr>,
+    progress: bool,
 }
 
 impl TryFrom<crate::args::ProbeArgs> for Settings {
@@ -44,6 +48,16 @@ impl TryFrom<crate::args::ProbeArgs> for Settings {
         }
         if let Some(seed) = raw.seed {
             config.policy.seed = seed;
+        }
+        if let Some(text) = &raw.timeout {
+            let timeout = text.parse::<Period>().map_err(|m| anyhow::anyhow!("--timeout `{text}`: {m}"))?.get();
+            for server in &mut config.servers {
+                server.call_timeout = timeout;
+            }
+        }
+        if let Some(text) = &raw.deadline {
+            config.policy.deadline = text.parse::<Period>().map_err(|m| anyhow::anyhow!("--deadline `{text}`: {m}"))?;
+            config.policy.check().map_err(|e| anyhow::anyhow!("--deadline `{text}`: {}", e.message))?;
         }
         if raw.calls > MAX_CALLS {
             bail!("--calls must be at most {MAX_CALLS}");
@@ -66,6 +80,7 @@ impl TryFrom<crate::args::ProbeArgs> for Settings {
             args,
             ready_timeout,
             metrics_addr: raw.metrics_addr,
+            progress: raw.progress,
         })
     }
 }
@@ -92,7 +107,17 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
     if !settings.config.ignored.is_empty() {
         writeln!(out, "ignored (other clients' settings): {}", settings.config.ignored.join(", "))?;
     }
-    let client = Arc::new(MultiServerClient::start(settings.config));
+    // What changed during the run, from the engine's events.
+    let timeline = Arc::new(Mutex::new(Timeline::default()));
+    let observer: gauntlet_client::Observer = {
+        let timeline = timeline.clone();
+        Arc::new(move |e: &Event| timeline.lock().expect("timeline lock").record(e))
+    };
+    let client = Arc::new(MultiServerClient::start_observed(
+        settings.config,
+        gauntlet_client::ConfiguredTransports::default(),
+        Some(observer),
+    ));
     let _metrics = match settings.metrics_addr {
         Some(addr) => Some(serve_metrics(addr, client.clone(), out).await?),
         None => None,
@@ -131,18 +156,29 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "calls: {} x {tool} (concurrency {}, balancer {balancer})", settings.calls, settings.concurrency)?;
     // The wall clock, for the calls per second of real servers (the probe is I/O, not a decision).
     let started = std::time::Instant::now();
+    timeline.lock().expect("timeline lock").since = Some(started);
     let next = Arc::new(AtomicU32::new(0));
     let tally = Arc::new(Mutex::new(Tally::empty()));
     let stop = Arc::new(AtomicBool::new(false));
+    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..settings.concurrency.min(settings.calls) {
         let (client, next, args, tool) = (client.clone(), next.clone(), settings.args.clone(), tool.clone());
         let (tally, stop) = (tally.clone(), stop.clone());
+        let progress = settings.progress.then(|| progress_tx.clone());
         let total = settings.calls;
         workers.spawn(async move {
-            while !stop.load(Ordering::Relaxed) && next.fetch_add(1, Ordering::Relaxed) < total {
+            while !stop.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let options = CallOptions {
+                    progress: progress.as_ref().map(|tx| (format!("call-{n}"), tx.clone())),
+                    ..CallOptions::default()
+                };
                 let started = tokio::time::Instant::now();
-                let result = client.call_tool(&tool, args.clone()).await;
+                let result = client.call_tool_with(&tool, args.clone(), options).await;
                 let mut t = tally.lock().expect("tally lock");
                 t.done += 1;
                 match result {
@@ -155,19 +191,36 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
             }
         });
     }
+    drop(progress_tx);
+    // A progress line on a terminal (standard error), never in piped output.
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(u64::from(settings.calls))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{pos}/{len} calls {per_sec} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
     // SIGINT or SIGTERM: no new call starts; those in flight get a grace period, then are
     // cancelled (dropping a call sends `notifications/cancelled`); the summary is printed.
     let mut signal = std::pin::pin!(interrupted());
     let mut grace: Option<tokio::time::Instant> = None;
     let mut cancelled = 0u32;
+    let mut progress_open = settings.progress;
     loop {
         tokio::select! {
             biased;
             () = &mut signal, if grace.is_none() => {
                 stop.store(true, Ordering::Relaxed);
                 grace = Some(tokio::time::Instant::now() + GRACE);
-                writeln!(out, "interrupted: no new calls; waiting up to {GRACE:?} for those in flight")?;
+                bar.suspend(|| writeln!(out, "interrupted: no new calls; waiting up to {GRACE:?} for those in flight"))?;
             }
+            p = progress_rx.recv(), if progress_open => match p {
+                Some(p) => bar.suspend(|| progress_line(out, &p))?,
+                None => progress_open = false,
+            },
             joined = workers.join_next() => match joined {
                 Some(r) => r.context("a probe worker panicked")?,
                 None => break,
@@ -177,7 +230,20 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
                 workers.shutdown().await;
                 break;
             }
+            _ = ticker.tick(), if !bar.is_hidden() => {
+                let (done, failed) = {
+                    let t = tally.lock().expect("tally lock");
+                    (t.done, t.failures.len())
+                };
+                bar.set_position(u64::from(done));
+                bar.set_message(format!("{failed} failed; {}", shares(&client.server_latency(0.5))));
+            }
         }
+    }
+    bar.finish_and_clear();
+    // Notifications that arrived with the last answers.
+    while let Ok(p) = progress_rx.try_recv() {
+        progress_line(out, &p)?;
     }
     let Tally { latencies: all, failures, tool_errors, done } =
         std::mem::replace(&mut *tally.lock().expect("tally lock"), Tally::empty());
@@ -213,6 +279,7 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
             writeln!(out, "  failed: {f}")?;
         }
     }
+    timeline.lock().expect("timeline lock").print(out, &client.servers())?;
     // How the servers stand after the run: a replica lost during it shows here, and the catalog
     // if it changed (servers that joined after the calls began, tools withdrawn or added).
     let after = client.servers();
@@ -251,6 +318,84 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
         return Err(ProbeFailed(wrong.join("; ")).into());
     }
     Ok(())
+}
+
+/// The most timeline entries kept; later ones are counted.
+const MAX_TIMELINE: usize = 1_000;
+/// The most timeline entries printed.
+const SHOWN_TIMELINE: usize = 40;
+
+/// What changed during the run, from the engine's events: links, breakers, ejections as they
+/// happened, failovers counted by pair (attempts are in the server table).
+#[derive(Debug, Default)]
+struct Timeline {
+    /// When the calls began; events before are the start-up, not the run.
+    since: Option<std::time::Instant>,
+    entries: Vec<(Duration, Event)>,
+    dropped: u64,
+    failovers: std::collections::BTreeMap<(u32, u32), (u64, Duration)>,
+}
+
+impl Timeline {
+    fn record(&mut self, event: &Event) {
+        let Some(since) = self.since else { return };
+        let at = since.elapsed();
+        match *event {
+            Event::Sent { .. } => {}
+            Event::Failover { from, to } => {
+                self.failovers.entry((from.0, to.0)).or_insert((0, at)).0 += 1;
+            }
+            _ if self.entries.len() < MAX_TIMELINE => self.entries.push((at, *event)),
+            _ => self.dropped += 1,
+        }
+    }
+
+    fn print(&self, out: &mut impl Write, servers: &[gauntlet_client::ServerStatus]) -> anyhow::Result<()> {
+        let name = |id: gauntlet_core::ServerId| servers.get(id.index()).map_or("?", |s| s.name.as_str());
+        let at = |d: &Duration| format!("+{:.1}ms", d.as_secs_f64() * 1e3);
+        if self.entries.is_empty() && self.failovers.is_empty() {
+            writeln!(out, "timeline: no server changed during the run")?;
+            return Ok(());
+        }
+        writeln!(out, "timeline (since the calls began):")?;
+        for (when, event) in self.entries.iter().take(SHOWN_TIMELINE) {
+            let (server, what) = match *event {
+                Event::Connected { server } => (server, "connected".to_owned()),
+                Event::Disconnected { server } => (server, "lost its session".to_owned()),
+                Event::Breaker { server, from, to } => (server, format!("breaker {from} -> {to}")),
+                Event::Ejected { server, ejected: true } => (server, "ejected as an outlier".to_owned()),
+                Event::Ejected { server, ejected: false } => (server, "back from ejection".to_owned()),
+                Event::Sent { .. } | Event::Failover { .. } => continue,
+            };
+            writeln!(out, "  {:>10}  {:<20} {what}", at(when), name(server))?;
+        }
+        let more = (self.entries.len().saturating_sub(SHOWN_TIMELINE) as u64).saturating_add(self.dropped);
+        if more > 0 {
+            writeln!(out, "  … and {more} more")?;
+        }
+        for ((from, to), (count, first)) in &self.failovers {
+            let (from, to) = (gauntlet_core::ServerId(*from), gauntlet_core::ServerId(*to));
+            writeln!(out, "  failovers {} -> {}: {count} (first at {})", name(from), name(to), at(first))?;
+        }
+        Ok(())
+    }
+}
+
+/// One progress notification, as `--progress` prints it.
+fn progress_line(out: &mut impl Write, p: &Progress) -> std::io::Result<()> {
+    let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
+    let message = p.message.as_deref().map(|m| format!(" {m}")).unwrap_or_default();
+    writeln!(out, "  progress {}: {}{total}{message}", p.token, p.progress)
+}
+
+/// Each server's share of the attempts so far, for the progress line.
+fn shares(servers: &[(String, u64, u64, Option<Duration>)]) -> String {
+    let total: u64 = servers.iter().map(|s| s.1).sum();
+    servers
+        .iter()
+        .map(|(name, attempts, _, _)| format!("{name} {:.0}%", 100.0 * *attempts as f64 / total.max(1) as f64))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// How long calls in flight may finish after SIGINT or SIGTERM before they are cancelled.

@@ -376,6 +376,8 @@ async fn serve_http(server: TestServer, addr: &str) -> anyhow::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
         connections.fetch_add(1, Ordering::SeqCst);
+        // Without it a response written in two parts waits for the client's delayed ACK (40 ms).
+        tcp.set_nodelay(true)?;
         let (acceptor, router) = (acceptor.clone(), router.clone());
         tokio::spawn(async move {
             let service = hyper_util::service::TowerToHyperService::new(router);

@@ -142,6 +142,38 @@ fn tool_errors_are_counted_apart_from_successes_and_fail_the_probe() {
 }
 
 #[test]
+fn timeout_deadline_and_progress_flags_do_what_they_say() {
+    let config =
+        serde_json::json!({"mcpServers": {"s": {"command": crate::support::TEST_SERVER, "args": ["--name", "s"]}}});
+    // Progress notifications of a long call are printed under the call's token.
+    let o =
+        probe("progress", &config, &["--calls", "2", "--tool", "s__slow", "--args", r#"{"ms": 100}"#, "--progress"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    for call in ["call-0", "call-1"] {
+        assert!(out.lines().any(|l| l.trim_start() == format!("progress {call}: 0/1")), "{out}");
+    }
+    // Without --progress none are.
+    let o = probe("quiet", &config, &["--calls", "1", "--tool", "s__slow", "--args", r#"{"ms": 100}"#]);
+    assert!(!stdout(&o).contains("progress call-"), "{}", stdout(&o));
+    // A 5 s tool under --timeout 200ms fails (with the config's 30 s it would answer).
+    let slow = ["--calls", "2", "--tool", "s__slow", "--args", r#"{"ms": 5000}"#];
+    let o = probe("timeout", &config, &[&slow[..], &["--timeout", "200ms"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("overall: 0/2 ok"), "{}", stdout(&o));
+    // So does it under --deadline, whatever the attempt's own timeout.
+    let o = probe("deadline", &config, &[&slow[..], &["--deadline", "300ms"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("overall: 0/2 ok"), "{}", stdout(&o));
+    // Values outside their range are bad input.
+    for bad in [["--timeout", "soon"], ["--deadline", "100d"]] {
+        let o = probe("bad-flag", &config, &[&slow[..], &bad[..]].concat());
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(bad[0]), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
 fn a_tool_missing_because_its_servers_are_down_is_a_failure_not_bad_input() {
     let up =
         serde_json::json!({"mcpServers": {"s": {"command": crate::support::TEST_SERVER, "args": ["--name", "s"]}}});
@@ -182,6 +214,11 @@ fn an_http_replica_that_dies_mid_run_shows_in_the_table_after_the_run_and_fails_
     assert!(["ready", "connecting"].contains(&link(before).as_str()), "{out}");
     assert_eq!(link(after), "down", "{out}");
     assert!(out.contains("overall: 60/60 ok"), "safe calls fail over: {out}");
+    // The timeline says when b was lost and where its calls went.
+    let timeline = out.split_once("timeline (since the calls began):").expect("a timeline").1;
+    let lost = timeline.lines().find(|l| l.contains(" b ") && l.ends_with("lost its session"));
+    assert!(lost.is_some_and(|l| l.trim_start().starts_with('+')), "{out}");
+    assert!(timeline.lines().any(|l| l.trim_start().starts_with("failovers b -> ")), "{out}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("not connected after the run: b"));
 }
 
