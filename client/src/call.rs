@@ -7,8 +7,8 @@
 //!
 //! Every attempt has exactly one recorded end: [`Engine::finish`] when its answer is in, or
 //! [`Engine::cancel`] from its guard when it is dropped first (a hedge's loser, a call whose
-//! caller went away). Dropping an attempt cancels its upstream request (rmcp sends
-//! `notifications/cancelled`).
+//! caller went away). Dropping an attempt cancels its upstream request (its session sends
+//! `notifications/cancelled`, and sends every one before it closes).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -198,13 +198,16 @@ impl MultiServerClient {
         arguments: &'a JsonObject,
         options: &'a CallOptions,
     ) -> impl Future<Output = AttemptEnd> + Send + 'a {
-        let tool = call.tool().clone();
-        let exposed = call.exposed().clone();
-        let deadline = call.deadline();
+        let target = Target {
+            server: attempt.server,
+            tool: call.tool().clone(),
+            exposed: call.exposed().clone(),
+            deadline: call.deadline(),
+            replayable: call.kind().is_replayable(),
+        };
         async move {
             let mut guard = CancelGuard { shared: &self.shared, attempt: Some(attempt) };
-            let (outcome, sent, result) =
-                send(&self.shared, attempt.server, &tool, &exposed, arguments, deadline, options).await;
+            let (outcome, sent, result) = send(&self.shared, &target, arguments, options).await;
             guard.attempt = None;
             AttemptEnd { attempt, outcome, sent, result }
         }
@@ -227,16 +230,25 @@ pub(crate) async fn first_of<F: Future + Unpin>(futures: &mut Vec<F>) -> F::Outp
     out
 }
 
+/// Where one attempt goes, and what the engine says of its call.
+struct Target {
+    server: ServerId,
+    tool: Arc<str>,
+    exposed: Arc<str>,
+    /// The call's deadline.
+    deadline: Time,
+    /// Whether the engine may replay the call (a recycled session fails it at once).
+    replayable: bool,
+}
+
 /// Sends one request and classifies its end. Returns (outcome, sent, result).
 async fn send(
     shared: &Shared,
-    server: ServerId,
-    tool: &Arc<str>,
-    exposed: &str,
+    target: &Target,
     arguments: &JsonObject,
-    deadline: Time,
     options: &CallOptions,
 ) -> (Outcome, bool, Option<CallToolResult>) {
+    let Target { server, ref tool, ref exposed, deadline, replayable } = *target;
     let up = &shared.upstreams[server.index()];
     // The attempt's deadline: the tool's own timeout, else the server's, never past the call's.
     let timeout = shared.config.policy.attempt_timeout(exposed, up.config.call_timeout);
@@ -258,30 +270,27 @@ async fn send(
         }
     };
     let Some(session) = up.session() else { return (Outcome::Transport, false, None) };
-    let Some((seq, dead)) = session.in_flight.register() else { return (Outcome::Transport, false, None) };
+    let Some((seq, dead)) = session.in_flight.register(replayable) else { return (Outcome::Transport, false, None) };
     let _registration = Registration { session: &session, seq };
     let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments.clone());
     let mut progress = ProgressRoute { routes: &shared.progress, key: None };
     let call = async {
-        match &options.progress {
-            // rmcp's `call_tool` cancels upstream when dropped.
-            None => session.peer.call_tool(params).await,
-            // With progress, the request's handle is needed for the token rmcp assigned;
-            // its cancellation on drop is then ours to send.
-            Some((token, sink)) => {
-                let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-                let handle = session.peer.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
-                let key = (server, session::token_key(&handle.progress_token));
-                shared.progress.lock().expect("progress lock").insert(key.clone(), (token.clone(), sink.clone()));
-                progress.key = Some(key);
-                let mut cancel = CancelOnDrop { peer: &session.peer, id: Some(handle.id.clone()) };
-                let response = handle.await_response().await;
-                cancel.id = None;
-                match response? {
-                    ServerResult::CallToolResult(result) => Ok(result),
-                    _ => Err(ServiceError::UnexpectedResponse),
-                }
-            }
+        // The request's handle gives the id to cancel and the token progress comes under; a
+        // request abandoned before its answer is cancelled through the session, which sends
+        // every cancellation before it closes.
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = session.peer.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
+        if let Some((token, sink)) = &options.progress {
+            let key = (server, session::token_key(&handle.progress_token));
+            shared.progress.lock().expect("progress lock").insert(key.clone(), (token.clone(), sink.clone()));
+            progress.key = Some(key);
+        }
+        let mut cancel = CancelOnDrop { session: &session, id: Some(handle.id.clone()) };
+        let response = handle.await_response().await;
+        cancel.id = None;
+        match response? {
+            ServerResult::CallToolResult(result) => Ok(result),
+            _ => Err(ServiceError::UnexpectedResponse),
         }
     };
     let mut dead = dead;
@@ -370,19 +379,14 @@ impl Drop for ProgressRoute<'_> {
 
 /// Sends `notifications/cancelled` for a request abandoned before its answer.
 struct CancelOnDrop<'a> {
-    peer: &'a rmcp::Peer<rmcp::RoleClient>,
+    session: &'a Session,
     id: Option<rmcp::model::RequestId>,
 }
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            let peer = self.peer.clone();
-            let param =
-                rmcp::model::CancelledNotificationParam::new(Some(id), Some("abandoned by the client".to_owned()));
-            tokio::spawn(async move {
-                let _ = peer.notify_cancelled(param).await;
-            });
+            self.session.cancel(id);
         }
     }
 }

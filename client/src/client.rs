@@ -137,10 +137,15 @@ pub struct ServerStatus {
     pub connects: u32,
 }
 
+/// The longest [`MultiServerClient::shutdown`] waits for its connections to close.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
 /// A resilient client of many MCP servers.
 pub struct MultiServerClient {
     pub(crate) shared: Arc<Shared>,
     shutdown: CancellationToken,
+    /// The supervisors, one per server: [`shutdown`](Self::shutdown) waits for them.
+    supervisors: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for MultiServerClient {
@@ -204,10 +209,12 @@ impl MultiServerClient {
             calls: std::sync::atomic::AtomicU64::new(0),
         });
         let shutdown = CancellationToken::new();
+        let supervisors = tokio_util::task::TaskTracker::new();
         for i in 0..n {
             let rng = root.derive(streams::SUPERVISOR + i as u64);
-            tokio::spawn(supervise::supervise(shared.clone(), i, rng, shutdown.clone()));
+            supervisors.spawn(supervise::supervise(shared.clone(), i, rng, shutdown.clone()));
         }
+        supervisors.close();
         // `list_changed` notifications ask the server's supervisor to list its tools again.
         let s = shared.clone();
         let stop = shutdown.clone();
@@ -224,7 +231,7 @@ impl MultiServerClient {
                 }
             }
         });
-        MultiServerClient { shared, shutdown }
+        MultiServerClient { shared, shutdown, supervisors }
     }
 
     /// Waits until every server has connected or failed at least once, or `timeout` passes.
@@ -253,10 +260,12 @@ impl MultiServerClient {
         }
     }
 
-    /// Stops every connection (child processes are killed).
+    /// Stops every connection: the calls in flight fail, the cancellations of abandoned
+    /// requests are sent, sessions close and child processes are killed. Waits for that, at
+    /// most [`SHUTDOWN_WAIT`].
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        tokio::task::yield_now().await;
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.supervisors.wait()).await;
     }
 
     /// The federated catalog, by exposed name.

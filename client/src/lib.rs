@@ -29,7 +29,7 @@ mod supervise;
 mod upstream;
 
 pub use client::{
-    CallError, CallOptions, CallReport, ConfiguredTransports, MultiServerClient, ServerStatus, ToolEntry,
+    CallError, CallOptions, CallReport, ConfiguredTransports, MultiServerClient, SHUTDOWN_WAIT, ServerStatus, ToolEntry,
 };
 pub use gauntlet_core::policy::{Event, MAX_FAN_OUT};
 pub use http::{MAX_CA_CERTS, MAX_CA_FILE_BYTES};

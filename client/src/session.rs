@@ -370,12 +370,40 @@ pub(crate) struct Session {
     pub(crate) peer: rmcp::Peer<RoleClient>,
     pub(crate) era: Era,
     pub(crate) in_flight: InFlight,
+    /// The `notifications/cancelled` of abandoned requests, being sent: the session is closed
+    /// only after they are (bounded by [`CANCEL_FLUSH`]).
+    pub(crate) cancels: tokio_util::task::TaskTracker,
 }
+
+/// How long a closing session waits for its cancellations to be sent.
+pub(crate) const CANCEL_FLUSH: Duration = Duration::from_secs(1);
 
 impl Session {
     pub(crate) fn new(peer: rmcp::Peer<RoleClient>, era: Era) -> Session {
-        Session { peer, era, in_flight: InFlight::default() }
+        Session { peer, era, in_flight: InFlight::default(), cancels: tokio_util::task::TaskTracker::new() }
     }
+
+    /// Sends `notifications/cancelled` for request `id`, tracked so a closing session waits for it.
+    pub(crate) fn cancel(&self, id: rmcp::model::RequestId) {
+        let peer = self.peer.clone();
+        let param = rmcp::model::CancelledNotificationParam::new(Some(id), Some("abandoned by the client".to_owned()));
+        self.cancels.spawn(async move {
+            let _ = peer.notify_cancelled(param).await;
+        });
+    }
+
+    /// Waits (bounded) until every cancellation spawned so far has been sent.
+    pub(crate) async fn flush_cancels(&self) {
+        self.cancels.close();
+        let _ = tokio::time::timeout(CANCEL_FLUSH, self.cancels.wait()).await;
+    }
+}
+
+/// One call in flight: whether the engine may replay it elsewhere, and how to fail it.
+#[derive(Debug)]
+struct Entry {
+    replayable: bool,
+    fail: oneshot::Sender<()>,
 }
 
 /// The calls in flight on one session, by sequence number; failed together, in order, when
@@ -384,36 +412,72 @@ impl Session {
 pub(crate) struct InFlight {
     next: AtomicU64,
     /// `None` once the session is dead.
-    table: Mutex<Option<BTreeMap<u64, oneshot::Sender<()>>>>,
+    table: Mutex<Option<BTreeMap<u64, Entry>>>,
+    /// Woken when the table empties.
+    empty: tokio::sync::Notify,
 }
 
 impl Default for InFlight {
     fn default() -> Self {
-        InFlight { next: AtomicU64::new(0), table: Mutex::new(Some(BTreeMap::new())) }
+        InFlight {
+            next: AtomicU64::new(0),
+            table: Mutex::new(Some(BTreeMap::new())),
+            empty: tokio::sync::Notify::new(),
+        }
     }
 }
 
 impl InFlight {
-    /// Registers a call; the receiver fires when the session dies. `None` if already dead.
-    pub(crate) fn register(&self) -> Option<(u64, oneshot::Receiver<()>)> {
+    /// Registers a call; the receiver fires when the session fails it. `None` if already dead.
+    pub(crate) fn register(&self, replayable: bool) -> Option<(u64, oneshot::Receiver<()>)> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.table.lock().expect("in-flight lock").as_mut()?.insert(seq, tx);
+        let (fail, rx) = oneshot::channel();
+        self.table.lock().expect("in-flight lock").as_mut()?.insert(seq, Entry { replayable, fail });
         Some((seq, rx))
     }
 
     /// A call finished (whatever its outcome).
     pub(crate) fn unregister(&self, seq: u64) {
-        if let Some(table) = self.table.lock().expect("in-flight lock").as_mut() {
-            table.remove(&seq);
+        let mut table = self.table.lock().expect("in-flight lock");
+        if let Some(t) = table.as_mut() {
+            t.remove(&seq);
+            if t.is_empty() {
+                self.empty.notify_waiters();
+            }
+        }
+    }
+
+    /// Fails the calls the engine may replay elsewhere, in sequence order; the others stay.
+    pub(crate) fn fail_replayable(&self) {
+        let mut table = self.table.lock().expect("in-flight lock");
+        let Some(t) = table.as_mut() else { return };
+        let replayable: Vec<u64> = t.iter().filter(|(_, e)| e.replayable).map(|(seq, _)| *seq).collect();
+        for seq in replayable {
+            if let Some(e) = t.remove(&seq) {
+                let _ = e.fail.send(());
+            }
+        }
+        if t.is_empty() {
+            self.empty.notify_waiters();
+        }
+    }
+
+    /// Resolves once no call is in flight.
+    pub(crate) async fn drained(&self) {
+        loop {
+            let notified = self.empty.notified();
+            if self.table.lock().expect("in-flight lock").as_ref().is_none_or(BTreeMap::is_empty) {
+                return;
+            }
+            notified.await;
         }
     }
 
     /// The session died: fail every call in flight, in sequence order.
     pub(crate) fn fail_all(&self) {
         let table = self.table.lock().expect("in-flight lock").take();
-        for (_, tx) in table.into_iter().flatten() {
-            let _ = tx.send(());
+        for (_, e) in table.into_iter().flatten() {
+            let _ = e.fail.send(());
         }
     }
 }
@@ -425,12 +489,31 @@ mod tests {
     #[test]
     fn a_dead_session_fails_every_call_in_flight_and_refuses_new_ones() {
         let table = InFlight::default();
-        let mut waiting: Vec<_> = (0..20).map(|_| table.register().expect("alive")).collect();
+        let mut waiting: Vec<_> = (0..20).map(|i| table.register(i % 2 == 0).expect("alive")).collect();
         table.unregister(waiting.remove(3).0);
         table.fail_all();
         for (seq, mut rx) in waiting {
             assert_eq!(rx.try_recv(), Ok(()), "call {seq} was not failed");
         }
-        assert!(table.register().is_none(), "a dead session takes no calls");
+        assert!(table.register(true).is_none(), "a dead session takes no calls");
+    }
+
+    #[tokio::test]
+    async fn a_recycled_session_fails_only_what_may_be_replayed_and_drains_the_rest() {
+        let table = InFlight::default();
+        let mut calls: Vec<_> = (0..6).map(|i| (i % 3 == 0, table.register(i % 3 == 0).expect("alive"))).collect();
+        table.fail_replayable();
+        for (replayable, (seq, rx)) in &mut calls {
+            // A replayable call is failed (to be retried elsewhere); the others still wait.
+            let failed = rx.try_recv() == Ok(());
+            assert_eq!(failed, *replayable, "call {seq}");
+        }
+        let drained = table.drained();
+        tokio::pin!(drained);
+        assert!(futures::poll!(&mut drained).is_pending(), "calls that may not be replayed are in flight");
+        for (_, (seq, _)) in calls.iter().filter(|(r, _)| !r) {
+            table.unregister(*seq);
+        }
+        assert!(futures::poll!(&mut drained).is_ready(), "the last one out drains the session");
     }
 }

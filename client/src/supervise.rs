@@ -139,7 +139,10 @@ async fn serve(
                 Ok(reason) => format!("session ended ({reason:?})"),
                 Err(e) => format!("session task failed: {e}"),
             },
-            _ = up.kick.notified() => break "calls kept timing out; reconnecting".to_owned(),
+            _ = up.kick.notified() => {
+                recycle(shared, up, &session, &mut waiting, shutdown).await;
+                break "calls kept timing out; reconnecting".to_owned();
+            }
             _ = up.probe.notified() => {
                 let timeout = shared.health_timeout();
                 let ok = matches!(tokio::time::timeout(timeout, check(&session)).await, Ok(true));
@@ -163,9 +166,34 @@ async fn serve(
             }
         }
     };
-    // Fail the calls in flight ourselves, in order, before rmcp's random-order wake-ups matter.
+    // Fail the calls in flight ourselves, in order, before rmcp's random-order wake-ups matter;
+    // send the cancellations of abandoned requests, then close.
     *up.session.write().expect("session lock") = None;
     session.in_flight.fail_all();
+    session.flush_cancels().await;
     token.cancel();
     reason
+}
+
+/// Takes a session whose calls keep timing out out of service without collateral damage: no
+/// new call is sent to it, the calls in flight that may be replayed are failed at once (the
+/// engine retries them elsewhere), and the others may still finish, until the call timeout, the
+/// session's end or shutdown, whichever comes first.
+async fn recycle<F: Future + Unpin>(
+    shared: &Arc<Shared>,
+    up: &Upstream,
+    session: &Session,
+    waiting: &mut F,
+    shutdown: &CancellationToken,
+) {
+    up.set_link(LinkState::Down { reason: "recycling: calls kept timing out".to_owned() });
+    shared.on_link_change(up.id);
+    *up.session.write().expect("session lock") = None;
+    session.in_flight.fail_replayable();
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => {}
+        _ = waiting => {}
+        _ = tokio::time::timeout(up.config.call_timeout, session.in_flight.drained()) => {}
+    }
 }

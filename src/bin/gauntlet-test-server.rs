@@ -84,7 +84,8 @@ struct Args {
     /// Tools per `tools/list` page (0: one page).
     #[arg(long, default_value_t = 0)]
     page_size: usize,
-    /// Every tool call waits this long first.
+    /// Every tool call waits this long first (a call cancelled meanwhile stops, counted in
+    /// `stats`).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
     /// Every n-th tool call fails with a JSON-RPC internal error (0: never).
@@ -170,7 +171,14 @@ impl TestServer {
             tokio::time::sleep_until(until).await;
         }
         if self.args.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(self.args.delay_ms)).await;
+            tokio::select! {
+                biased;
+                _ = context.ct.cancelled() => {
+                    self.cancelled.fetch_add(1, Ordering::SeqCst);
+                    return Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "cancelled", None));
+                }
+                _ = tokio::time::sleep(Duration::from_millis(self.args.delay_ms)) => {}
+            }
         }
         if self.args.fail_every > 0 && n.is_multiple_of(self.args.fail_every) {
             return Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "injected failure", None));

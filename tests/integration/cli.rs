@@ -353,3 +353,37 @@ fn sigint_stops_new_calls_prints_the_summary_and_leaves_no_server_behind() {
     assert_eq!(processes_with(&marker), Vec::<String>::new(), "no server process is left");
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_cut_off_by_sigint_are_cancelled_on_the_server_before_the_probe_exits() {
+    use std::io::{BufRead, BufReader};
+    let server = crate::support::NetServer::start("s", &[]);
+    let entries: serde_json::Map<String, serde_json::Value> = [server.entry("s", "g")].into_iter().collect();
+    let path = std::env::temp_dir().join(format!("gauntlet-signal-http-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::json!({"mcpServers": entries}).to_string()).unwrap();
+    let mut child = Command::new(crate::support::GAUNTLET)
+        .args(["probe", "--config"])
+        .arg(&path)
+        .args(["--calls", "100", "--concurrency", "3", "--tool", "g__slow", "--args", r#"{"ms": 60000}"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let _ = lines.by_ref().find(|l| l.starts_with("calls: ")).expect("the calls start");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs").success());
+    let _rest: Vec<String> = lines.collect();
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let _ = std::fs::remove_file(&path);
+    // The three calls cut off after the grace period were cancelled on the server, whose
+    // process outlives the probe: a client of ours asks it.
+    let client = gauntlet_client::MultiServerClient::start(crate::support::config(
+        vec![server.entry("s", "g")],
+        &serde_json::json!({}),
+    ));
+    client.wait_ready(std::time::Duration::from_secs(20)).await;
+    let r = client.call_tool("g__stats", crate::support::args(serde_json::json!({}))).await.expect("stats");
+    let v: serde_json::Value = serde_json::from_str(&crate::support::text(&r.result)).expect("stats are JSON");
+    assert_eq!(v["cancelled"].as_u64(), Some(3));
+}

@@ -383,3 +383,129 @@ async fn calls_to_an_http_server_reuse_its_connections() {
     // One POST at a time goes over a kept-alive connection: not one connection per call.
     assert!(after - before <= 2, "{} connections for 51 calls", after - before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recycled_session_drains_what_cannot_be_replayed_and_delivers_its_cancellations_first() {
+    // `a` answers everything after 400 ms and alone offers `slow`, `write` and `stats`; `b`
+    // answers `echo` at once. `slow` times out after 150 ms, so three of them recycle a's session
+    // while an unsafe `write` and a safe `echo` are in flight on it.
+    let a = NetServer::start("a", &["--delay-ms", "400"]);
+    let b = NetServer::start("b", &["--tools", "echo,whoami"]);
+    let c = config(
+        vec![a.entry("a", "g"), b.entry("b", "g")],
+        &json!({"balancer": "round-robin", "call_timeout": "5s", "deadline": "10s",
+                "retry": {"max_attempts": 2}, "tools": {"g__slow": {"timeout": "150ms"}}}),
+    );
+    let client = Arc::new(MultiServerClient::start(c));
+    ready(&client).await;
+    let spawn = |tool: &'static str, arguments: serde_json::Value| {
+        let client = client.clone();
+        tokio::spawn(async move { client.call_tool(tool, args(arguments)).await })
+    };
+    let write = spawn("g__write", json!({"key": "k"}));
+    let echoes: Vec<_> = (0..2).map(|i| spawn("g__echo", json!({"text": i.to_string()}))).collect();
+    let slow: Vec<_> = (0..3).map(|_| spawn("g__slow", json!({"ms": 0}))).collect();
+    for s in slow {
+        let r = tokio::time::timeout(NO_HANG, s).await.expect("no hang").expect("joins");
+        // Timed out on a, with no other server offering it to retry on.
+        assert!(matches!(&r, Err(CallError::NoServer { tried, .. }) if tried == &["a"]), "{r:?}");
+    }
+    // The unsafe write was not failed with the session: it drained and answered.
+    let written = tokio::time::timeout(NO_HANG, write).await.expect("no hang").expect("joins");
+    assert_eq!(
+        written.map(|r| text(&r.result)).ok().as_deref(),
+        Some("1"),
+        "the write in flight is not collateral damage"
+    );
+    // The echo sent to a was failed with the session and answered by b.
+    let mut tried = Vec::new();
+    for e in echoes {
+        let r =
+            tokio::time::timeout(NO_HANG, e).await.expect("no hang").expect("joins").expect("a safe call is answered");
+        tried.push(r.tried);
+    }
+    tried.sort();
+    assert_eq!(tried, [vec!["a".to_owned(), "b".to_owned()], vec!["b".to_owned()]]);
+    // a's session was recycled; its server saw four cancellations, all sent before it closed:
+    // the three timed-out calls' and the failed-over echo's.
+    let mut seen = None;
+    for _ in 0..100 {
+        if let Ok(r) = client.call_tool("g__stats", args(json!({}))).await {
+            let v: serde_json::Value = serde_json::from_str(&text(&r.result)).expect("stats are JSON");
+            seen = Some((v["cancelled"].as_u64(), v["writes"].as_u64()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, Some((Some(4), Some(1))));
+    let a_status = client.servers().into_iter().find(|s| s.name == "a").expect("a");
+    assert_eq!(a_status.connects, 2, "a's session was recycled once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_abandoned_at_shutdown_are_cancelled_on_the_server_before_the_client_closes() {
+    let server = NetServer::start("s", &[]);
+    let cfg = || config(vec![server.entry("s", "g")], &json!({"call_timeout": "30s"}));
+    let client = Arc::new(MultiServerClient::start(cfg()));
+    ready(&client).await;
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.call_tool("g__slow", args(json!({"ms": 20_000}))).await })
+        })
+        .collect();
+    // Every call is on the server.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Abandoned, and the client shut down at once.
+    for c in &calls {
+        c.abort();
+    }
+    for c in calls {
+        let _ = c.await;
+    }
+    let client = Arc::try_unwrap(client).expect("the last handle");
+    client.shutdown().await;
+    // Another client asks the same server process what it saw.
+    let observer = MultiServerClient::start(cfg());
+    ready(&observer).await;
+    let r = observer.call_tool("g__stats", args(json!({}))).await.expect("stats");
+    let v: serde_json::Value = serde_json::from_str(&text(&r.result)).expect("stats are JSON");
+    assert_eq!(v["cancelled"].as_u64(), Some(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_recycled_at_once_still_sends_the_cancellations_of_its_timed_out_calls() {
+    // Nothing else is in flight, so the session closes as soon as the third call times out.
+    let a = NetServer::start("a", &["--delay-ms", "400"]);
+    let c = config(
+        vec![a.entry("a", "g")],
+        &json!({"call_timeout": "5s", "retry": {"max_attempts": 1}, "tools": {"g__slow": {"timeout": "100ms"}},
+                "breaker": {"consecutive_failures": 50}}),
+    );
+    let client = Arc::new(MultiServerClient::start(c));
+    ready(&client).await;
+    for round in 0..3 {
+        let slow: Vec<_> = (0..3)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.call_tool("g__slow", args(json!({"ms": 0}))).await })
+            })
+            .collect();
+        for s in slow {
+            let r = tokio::time::timeout(NO_HANG, s).await.expect("no hang").expect("joins");
+            assert!(r.is_err(), "round {round}: {r:?}");
+        }
+        // The next round waits for the recycled session's successor.
+        for _ in 0..2_000 {
+            let s = &client.servers()[0];
+            if s.link == LinkState::Ready && s.connects == round + 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let r = client.call_tool("g__stats", args(json!({}))).await.expect("stats (after its 400 ms delay)");
+    let v: serde_json::Value = serde_json::from_str(&text(&r.result)).expect("stats are JSON");
+    assert_eq!(v["cancelled"].as_u64(), Some(9), "every timed-out call was cancelled on the server");
+    assert_eq!(client.servers()[0].connects, 4, "recycled after each round");
+}
