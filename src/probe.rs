@@ -1,14 +1,12 @@
 //! `gauntlet probe`: the real client against real servers.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use gauntlet_client::config::Config;
-use std::io::IsTerminal;
-
 use gauntlet_client::{CallError, CallOptions, LinkState, MultiServerClient, Progress};
 use gauntlet_core::balance::Strategy;
 use gauntlet_core::latency;
@@ -381,10 +379,22 @@ impl Timeline {
     }
 }
 
-/// One progress notification, as `--progress` prints it.
+/// The most characters of a progress message printed.
+const PROGRESS_MESSAGE_CHARS: usize = 200;
+
+/// One progress notification, as `--progress` prints it. The message is the server's (not
+/// trusted): control characters are dropped, so it cannot drive the terminal, and it is cut at
+/// [`PROGRESS_MESSAGE_CHARS`].
 fn progress_line(out: &mut impl Write, p: &Progress) -> std::io::Result<()> {
     let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
-    let message = p.message.as_deref().map(|m| format!(" {m}")).unwrap_or_default();
+    let message = p
+        .message
+        .as_deref()
+        .map(|m| {
+            let shown: String = m.chars().filter(|c| !c.is_control()).take(PROGRESS_MESSAGE_CHARS).collect();
+            format!(" {shown}")
+        })
+        .unwrap_or_default();
     writeln!(out, "  progress {}: {}{total}{message}", p.token, p.progress)
 }
 
@@ -519,4 +529,26 @@ fn server_table(out: &mut impl Write, title: &str, servers: &[gauntlet_client::S
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_message_cannot_drive_the_terminal_or_flood_it() {
+        let p = Progress {
+            token: "call-3".to_owned(),
+            progress: 0.5,
+            total: Some(1.0),
+            message: Some(format!("\u{1b}[2J\u{1b}]0;owned\u{7}half\r\n{}", "x".repeat(10_000))),
+        };
+        let mut out = Vec::new();
+        progress_line(&mut out, &p).expect("writes");
+        let line = String::from_utf8(out).expect("text");
+        let body = line.strip_suffix('\n').expect("one line");
+        assert!(!body.chars().any(char::is_control), "{body:?}");
+        assert!(body.starts_with("  progress call-3: 0.5/1 [2J]0;ownedhalfxxx"), "{body:?}");
+        assert_eq!(body.chars().filter(|c| *c == 'x').count(), PROGRESS_MESSAGE_CHARS - "[2J]0;ownedhalf".len());
+    }
 }

@@ -236,24 +236,21 @@ impl MultiServerClient {
 
     /// Waits until every server has connected or failed at least once, or `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while tokio::time::Instant::now() < deadline {
-            let settled = self.shared.upstreams.iter().all(|u| u.status.lock().expect("status lock").settled);
-            if settled {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.wait_until(timeout, || false).await;
     }
 
     /// Waits until `tool` is in the catalog (a replica offering it is ready), or every server has
     /// settled, or `timeout` has passed: calls to it need not wait for a slow server's handshake.
     pub async fn wait_for_tool(&self, tool: &str, timeout: Duration) {
+        self.wait_until(timeout, || self.shared.engine().routes().any(|(r, _)| r.exposed == tool)).await;
+    }
+
+    /// Polls until `done`, or every server has settled, or `timeout` has passed.
+    async fn wait_until(&self, timeout: Duration, done: impl Fn() -> bool) {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
-            let routed = self.shared.engine().routes().any(|(r, _)| r.exposed == tool);
             let settled = self.shared.upstreams.iter().all(|u| u.status.lock().expect("status lock").settled);
-            if routed || settled {
+            if done() || settled {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
