@@ -46,6 +46,37 @@ pub(crate) enum Command {
     Report(ReportArgs),
     /// Compare two results directories run by run; exit 1 on a regression.
     Diff(DiffArgs),
+    /// Run an envelope (a scenario with an `[explore]` table) over generated fault schedules;
+    /// shrink each failure found to a small scenario file. Exit 1 when something was found.
+    Explore(ExploreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExploreArgs {
+    /// The envelope.
+    pub(crate) file: std::path::PathBuf,
+    /// How many runs (run indices 0..N).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) runs: u64,
+    /// The generator's seed (default: the envelope's).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Runs at once (default: the machine's cores). The findings do not depend on it.
+    #[arg(long)]
+    pub(crate) jobs: Option<usize>,
+    /// Explore only the run indices i with i % N == K - 1 (a CI matrix's share), as `K/N`.
+    #[arg(long)]
+    pub(crate) shard: Option<String>,
+    /// Write each shrunk finding as a scenario file into this directory.
+    #[arg(long, default_value = "explore-out")]
+    pub(crate) out: std::path::PathBuf,
+    /// Print run N's scenario file (its generated faults) and exit.
+    #[arg(long)]
+    pub(crate) print_run: Option<u64>,
+    /// Explore a deliberately broken client (`ignore-breaker`, `first-as-majority`): to check
+    /// that the envelope and the explorer catch it. Written into the files found.
+    #[arg(long)]
+    pub(crate) sabotage: Option<String>,
 }
 
 /// Where results go.

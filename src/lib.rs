@@ -19,6 +19,7 @@
 mod args;
 pub mod bench;
 mod bundled;
+mod explore;
 pub mod harness;
 mod pick;
 mod probe;
@@ -79,12 +80,13 @@ impl Registry {
     }
 }
 
-/// Installs the log subscriber: `RUST_LOG` filters (default: errors only), lines go to standard
-/// error. Every value substituted into a server's config is scrubbed before it is logged (the
+/// Installs the log subscriber: `RUST_LOG` filters (default: errors only, and none of rmcp's:
+/// its transport errors are the failures the client handles and reports itself, and under
+/// simulated faults they happen by design), lines go to standard error. Every value substituted into a server's config is scrubbed before it is logged (the
 /// client's redactor), so no level shows a secret.
 fn logs(format: args::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,rmcp=off"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| Scrubbed).with_ansi(false);
     // A second install (a test harness calling in) keeps the first.
     let _ = match format {
@@ -149,6 +151,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         args::Command::Validate(args) => suite::validate(&args, &mut out, &mut err),
         args::Command::Report(args) => report::report(&args, &mut out),
         args::Command::Diff(args) => report::diff(&args, &mut out),
+        args::Command::Explore(args) => explore::explore(&args, &mut out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,7 +160,8 @@ pub fn main_with(registry: Registry) -> ExitCode {
             let failed = err.downcast_ref::<probe::ProbeFailed>().is_some()
                 || err.downcast_ref::<suite::Failed>().is_some()
                 || err.downcast_ref::<report::Incomplete>().is_some()
-                || err.downcast_ref::<report::Regressed>().is_some();
+                || err.downcast_ref::<report::Regressed>().is_some()
+                || err.downcast_ref::<explore::Found>().is_some();
             let _ = writeln!(std::io::stderr(), "{}: {err:#}", if failed { "failed" } else { "error" });
             ExitCode::from(if failed { EXIT_FAILED } else { EXIT_BAD_INPUT })
         }

@@ -131,7 +131,7 @@ pub(crate) fn bundled(err: &mut impl Write) -> anyhow::Result<Vec<ScenarioFile>>
 }
 
 /// `K/N`, 1-based.
-fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+pub(crate) fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
     let parsed = text.split_once('/').and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
     match parsed {
         Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),

@@ -168,6 +168,10 @@ struct RawFile {
     fault: Vec<RawFault>,
     #[serde(default)]
     expect: RawExpect,
+    /// An envelope's fault generator (`gauntlet explore`); refused by [`parse`].
+    explore: Option<crate::explore::RawExplore>,
+    /// A deliberately broken client (to check that checkers and the explorer catch it).
+    sabotage: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -412,6 +416,31 @@ pub const MAX_DURATION: Duration = Duration::from_secs(600);
 
 /// Parses and checks a scenario file's `text`; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<ScenarioFile, FileError> {
+    let (loc, raw) = read(file, text)?;
+    if raw.explore.is_some() {
+        return Err(loc.hint(
+            &[Key("explore")],
+            "this file is an envelope (it has an `[explore]` table)",
+            format!("explore it with `gauntlet explore {file}`; run the scenarios it finds"),
+        ));
+    }
+    check(&loc, &raw)
+}
+
+/// Parses an envelope: a scenario file with an `[explore]` table (see `crate::explore`).
+/// Returns the checked scenario (its own faults, if any, kept) and the checked generator.
+pub fn parse_envelope(file: &str, text: &str) -> Result<(ScenarioFile, crate::explore::Generator), FileError> {
+    let (loc, raw) = read(file, text)?;
+    let Some(explore) = &raw.explore else {
+        return Err(loc.hint(&[], "an envelope needs an `[explore]` table", "see scenarios/README.md, \"Envelopes\""));
+    };
+    let scenario = check(&loc, &raw)?;
+    let generator = crate::explore::Generator::check(explore, &scenario.scenario)
+        .map_err(|(key, message)| loc.at(&[Key("explore"), Key(key)], message))?;
+    Ok((scenario, generator))
+}
+
+fn read<'a>(file: &'a str, text: &'a str) -> Result<(Locator<'a>, RawFile), FileError> {
     let loc = Locator::new(file, text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         if let Some(moved) = moved_key(&loc) {
@@ -424,7 +453,7 @@ pub fn parse(file: &str, text: &str) -> Result<ScenarioFile, FileError> {
             .then(|| "see scenarios/README.md for every key a scenario file may have".to_owned());
         loc.error_at(offset, message, hint)
     })?;
-    check(&loc, &raw)
+    Ok((loc, raw))
 }
 
 /// A key of the `[client]` table's earlier format, named with its replacement.
@@ -493,6 +522,12 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
     scenario.tick = tick;
     scenario.policy = raw.client.clone();
     scenario.trusted = raw.trusted.unwrap_or(true);
+    if let Some(name) = &raw.sabotage {
+        scenario.sabotage = Some(crate::scenario::Sabotage::named(name).ok_or_else(|| {
+            let all: Vec<&str> = crate::scenario::Sabotage::ALL.iter().map(|s| s.name()).collect();
+            loc.hint(&[Key("sabotage")], format!("`{name}` is not a sabotage"), format!("one of {}", all.join(", ")))
+        })?);
+    }
     if let Some(bound) = &raw.recovery_bound {
         scenario.recovery_bound = dur(loc, &[Key("recovery_bound")], bound)?;
     }

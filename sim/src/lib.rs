@@ -11,6 +11,7 @@
 pub mod baseline;
 pub mod checkers;
 pub mod expect;
+pub mod explore;
 mod faults;
 pub mod file;
 mod log;

@@ -251,6 +251,24 @@ pub enum Sabotage {
     FirstAsMajority,
 }
 
+impl Sabotage {
+    /// Every sabotage, in order.
+    pub const ALL: [Sabotage; 2] = [Sabotage::IgnoreBreaker, Sabotage::FirstAsMajority];
+
+    /// As scenario files and `--sabotage` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sabotage::IgnoreBreaker => "ignore-breaker",
+            Sabotage::FirstAsMajority => "first-as-majority",
+        }
+    }
+
+    /// The sabotage called `name`.
+    pub fn named(name: &str) -> Option<Sabotage> {
+        Sabotage::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 /// A complete simulated run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {

@@ -3,6 +3,7 @@
 mod cli;
 mod client;
 mod everything;
+mod explore;
 mod harness;
 mod report;
 mod suite;

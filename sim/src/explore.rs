@@ -1,0 +1,538 @@
+//! Exploration: runs over generated fault schedules, findings grouped by signature, and each
+//! finding shrunk to a small scenario that still fails the same way.
+//!
+//! An *envelope* is a scenario file with an `[explore]` table: its fleet, client policy,
+//! workload and expectations are fixed; the faults of each run are drawn from the table's
+//! ranges. Swarm testing: each run first enables a random non-empty subset of the allowed
+//! kinds, so rare combinations get room. A run is a pure function of `(seed, run index)`: its
+//! schedule is rendered as `[[fault]]` tables after the envelope's text, and that text is what
+//! is parsed and run, so every schedule is a scenario file that `gauntlet run` replays.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gauntlet_core::SeededRng;
+use gauntlet_reports::RunResult;
+use serde::Deserialize;
+
+use crate::expect::{duration, instant};
+use crate::file::{FileError, ScenarioFile};
+use crate::scenario::{Sabotage, Scenario};
+
+/// The most faults one generated run may have.
+pub const MAX_FAULTS: u32 = 16;
+/// The most runs one shrink may spend.
+pub const SHRINK_BUDGET: u32 = 200;
+
+/// The `[explore]` table as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExplore {
+    faults: Option<[u32; 2]>,
+    kinds: Option<Vec<String>>,
+    targets: Option<Vec<String>>,
+    at: Option<[String; 2]>,
+    #[serde(rename = "for")]
+    lasts: Option<[String; 2]>,
+    latency: Option<[String; 2]>,
+    rate: Option<[f64; 2]>,
+}
+
+/// A fault kind the explorer generates (those that need no tool name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `partition`.
+    Partition,
+    /// `one-way`.
+    OneWay,
+    /// `hold`.
+    Hold,
+    /// `crash`.
+    Crash,
+    /// `latency`, with a latency from the range.
+    Latency,
+    /// `loss`, with a rate from the range.
+    Loss,
+    /// `brownout`, with a rate from the range.
+    Brownout,
+    /// `byzantine`.
+    Byzantine,
+}
+
+impl Kind {
+    /// Every kind, in order.
+    pub const ALL: [Kind; 8] = [
+        Kind::Partition,
+        Kind::OneWay,
+        Kind::Hold,
+        Kind::Crash,
+        Kind::Latency,
+        Kind::Loss,
+        Kind::Brownout,
+        Kind::Byzantine,
+    ];
+
+    /// As scenario files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Partition => "partition",
+            Kind::OneWay => "one-way",
+            Kind::Hold => "hold",
+            Kind::Crash => "crash",
+            Kind::Latency => "latency",
+            Kind::Loss => "loss",
+            Kind::Brownout => "brownout",
+            Kind::Byzantine => "byzantine",
+        }
+    }
+}
+
+/// A checked `[explore]` table: the ranges faults are drawn from. Durations in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generator {
+    /// How many faults a run has, inclusive.
+    pub faults: (u32, u32),
+    /// The kinds allowed.
+    pub kinds: Vec<Kind>,
+    /// The targets faults are drawn from (servers or groups).
+    pub targets: Vec<String>,
+    /// When a fault starts.
+    pub at_ms: (u64, u64),
+    /// How long it lasts.
+    pub for_ms: (u64, u64),
+    /// A latency fault's added latency.
+    pub latency_ms: (u64, u64),
+    /// A loss or brownout fault's rate, in thousandths.
+    pub rate_permille: (u32, u32),
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn range(
+    key: &'static str,
+    raw: &Option<[String; 2]>,
+    default: (u64, u64),
+) -> Result<(u64, u64), (&'static str, String)> {
+    let Some([lo, hi]) = raw else { return Ok(default) };
+    let parse = |t: &str| if key == "at" { instant(t) } else { duration(t) };
+    let lo = ms(parse(lo).map_err(|m| (key, m))?);
+    let hi = ms(parse(hi).map_err(|m| (key, m))?);
+    if lo > hi {
+        return Err((key, format!("the range is empty: {lo} ms > {hi} ms")));
+    }
+    Ok((lo, hi))
+}
+
+impl Generator {
+    /// Checks `raw` against the scenario it explores: every name known, every range in the
+    /// run, and every fault over `recovery_bound` before the run ends (so recovery is measured).
+    pub fn check(raw: &RawExplore, scenario: &Scenario) -> Result<Generator, (&'static str, String)> {
+        let faults = match raw.faults {
+            None => (1, 3),
+            Some([lo, hi]) if lo <= hi && (1..=MAX_FAULTS).contains(&hi) => (lo, hi),
+            Some([lo, hi]) => {
+                return Err((
+                    "faults",
+                    format!("[{lo}, {hi}] is not a range in [0, {MAX_FAULTS}] with at least one fault"),
+                ));
+            }
+        };
+        let kinds = match &raw.kinds {
+            None => Kind::ALL.to_vec(),
+            Some(names) => {
+                let mut kinds = Vec::new();
+                for n in names {
+                    let Some(k) = Kind::ALL.iter().find(|k| k.name() == n) else {
+                        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                        return Err((
+                            "kinds",
+                            format!("`{n}` is not a kind the explorer draws: one of {}", all.join(", ")),
+                        ));
+                    };
+                    if !kinds.contains(k) {
+                        kinds.push(*k);
+                    }
+                }
+                if kinds.is_empty() {
+                    return Err(("kinds", "no kind allowed".to_owned()));
+                }
+                kinds.sort();
+                kinds
+            }
+        };
+        let targets = match &raw.targets {
+            None => scenario.servers().into_iter().map(|(name, _)| name).collect(),
+            Some(t) => t.clone(),
+        };
+        if targets.is_empty() || targets.len() > crate::file::MAX_LIST {
+            return Err(("targets", format!("1 to {} targets", crate::file::MAX_LIST)));
+        }
+        if let Some(t) = targets.iter().find(|t| scenario.targets(t).is_empty()) {
+            return Err(("targets", format!("`{t}` names no server")));
+        }
+        let end = ms(scenario.duration).saturating_sub(ms(scenario.recovery_bound));
+        let for_ms = range("for", &raw.lasts, (100, 2_000.min(end / 4).max(1)))?;
+        if for_ms.0 == 0 {
+            return Err(("for", "a fault lasts at least 1ms".to_owned()));
+        }
+        let must_end = |at: u64| {
+            format!(
+                "a fault starting at {at} ms and lasting {} ms ends after {end} ms: faults must end `recovery_bound` \
+                 ({} ms) before the run ends, so recovery is measured",
+                for_ms.1,
+                ms(scenario.recovery_bound)
+            )
+        };
+        if for_ms.1 > end {
+            return Err(("for", must_end(0)));
+        }
+        let latest = end - for_ms.1;
+        let at_ms = range("at", &raw.at, (0, latest))?;
+        if at_ms.1 > latest {
+            return Err(("at", must_end(at_ms.1)));
+        }
+        let latency_ms = range("latency", &raw.latency, (20, 500))?;
+        let rate_permille = match raw.rate {
+            None => (100, 900),
+            Some([lo, hi]) if (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && lo <= hi => {
+                ((lo * 1e3).round() as u32, (hi * 1e3).round() as u32)
+            }
+            Some([lo, hi]) => return Err(("rate", format!("[{lo}, {hi}] is not a range in [0, 1]"))),
+        };
+        Ok(Generator { faults, kinds, targets, at_ms, for_ms, latency_ms, rate_permille })
+    }
+
+    /// Run `run`'s schedule under `seed`: a pure function of the two.
+    pub fn schedule(&self, seed: u64, run: u64) -> Vec<Planned> {
+        let mut rng = SeededRng::new(seed).derive(run);
+        let draw = |rng: &mut SeededRng, (lo, hi): (u64, u64)| lo + rng.next_u64() % (hi - lo + 1);
+        // Swarm: a random non-empty subset of the allowed kinds.
+        let mut enabled: Vec<Kind> = self.kinds.iter().copied().filter(|_| rng.below(2) == 1).collect();
+        if enabled.is_empty() {
+            enabled.push(self.kinds[rng.below(self.kinds.len() as u32) as usize]);
+        }
+        let n = draw(&mut rng, (u64::from(self.faults.0), u64::from(self.faults.1)));
+        (0..n)
+            .map(|_| {
+                let kind = enabled[rng.below(enabled.len() as u32) as usize];
+                let target = self.targets[rng.below(self.targets.len() as u32) as usize].clone();
+                let for_ms = draw(&mut rng, self.for_ms);
+                let at_ms = draw(&mut rng, self.at_ms);
+                let latency_ms = draw(&mut rng, self.latency_ms);
+                let rate = draw(&mut rng, (u64::from(self.rate_permille.0), u64::from(self.rate_permille.1)));
+                Planned { kind, target, at_ms, for_ms, latency_ms, rate_permille: rate as u32 }
+            })
+            .collect()
+    }
+}
+
+/// One generated fault.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Planned {
+    /// What it does.
+    pub kind: Kind,
+    /// Its target.
+    pub target: String,
+    /// When it starts.
+    pub at_ms: u64,
+    /// How long it lasts.
+    pub for_ms: u64,
+    /// For `latency`: the added latency.
+    pub latency_ms: u64,
+    /// For `loss` and `brownout`: the rate, in thousandths.
+    pub rate_permille: u32,
+}
+
+impl Planned {
+    fn toml(&self) -> String {
+        let mut t = format!(
+            "[[fault]]\nat = \"{}ms\"\nfor = \"{}ms\"\nkind = \"{}\"\ntarget = \"{}\"\n",
+            self.at_ms,
+            self.for_ms,
+            self.kind.name(),
+            self.target
+        );
+        match self.kind {
+            Kind::Latency => t.push_str(&format!("latency = \"{}ms\"\n", self.latency_ms)),
+            Kind::Loss | Kind::Brownout => t.push_str(&format!("rate = {}\n", f64::from(self.rate_permille) / 1e3)),
+            _ => {}
+        }
+        t
+    }
+}
+
+/// An envelope, checked: the scenario text without its `[explore]` table, and the generator.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// The file, as given.
+    pub file: String,
+    /// The envelope's text without the `[explore]` table.
+    base: String,
+    /// The scenario as the envelope writes it.
+    pub scenario: ScenarioFile,
+    /// The fault generator.
+    pub generator: Generator,
+    /// A deliberately broken client for every run (`--sabotage`), written into each file.
+    pub sabotage: Option<Sabotage>,
+}
+
+impl Envelope {
+    /// Parses and checks an envelope. The `[explore]` table is written as one `[explore]`
+    /// section (not inline, not dotted keys).
+    pub fn parse(file: &str, text: &str) -> Result<Envelope, FileError> {
+        let (scenario, generator) = crate::file::parse_envelope(file, text)?;
+        let base = without_section(text, "explore");
+        let envelope = Envelope { file: file.to_owned(), base, scenario, generator, sabotage: None };
+        // The generated text must be a scenario file: check with a fault of every kind.
+        let probe: Vec<Planned> = envelope
+            .generator
+            .kinds
+            .iter()
+            .map(|&kind| Planned {
+                kind,
+                target: envelope.generator.targets[0].clone(),
+                at_ms: envelope.generator.at_ms.0,
+                for_ms: envelope.generator.for_ms.0,
+                latency_ms: envelope.generator.latency_ms.0,
+                rate_permille: envelope.generator.rate_permille.0,
+            })
+            .collect();
+        if let Err(e) = envelope.file_for(&probe, "probe") {
+            return Err(FileError {
+                message: format!("the envelope cannot take generated faults: {}", e.message),
+                hint: Some(
+                    "write `[explore]` as one section and the envelope's faults, if any, as `[[fault]]` tables"
+                        .to_owned(),
+                ),
+                ..e
+            });
+        }
+        Ok(envelope)
+    }
+
+    /// The scenario file of a schedule: the envelope's text, a comment, the faults.
+    pub fn render(&self, schedule: &[Planned], note: &str) -> String {
+        let mut text = String::new();
+        if let Some(s) = self.sabotage {
+            // A top-level key, so before the first table.
+            text.push_str(&format!(
+                "# A deliberately broken client: this file checks that it is caught.\nsabotage = \"{}\"\n",
+                s.name()
+            ));
+        }
+        text.push_str(&self.base);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push('\n');
+        for line in note.lines() {
+            text.push_str(&format!("# {line}\n"));
+        }
+        for f in schedule {
+            text.push('\n');
+            text.push_str(&f.toml());
+        }
+        text
+    }
+
+    /// A schedule's scenario, parsed as `gauntlet run` would parse its file.
+    pub fn file_for(&self, schedule: &[Planned], note: &str) -> Result<ScenarioFile, FileError> {
+        crate::file::parse(&self.file, &self.render(schedule, note))
+    }
+
+    /// Runs a schedule on the envelope's first seed and every variant; the signatures of what
+    /// failed.
+    pub fn run(&self, schedule: &[Planned]) -> Result<Vec<String>, FileError> {
+        let f = self.file_for(schedule, "")?;
+        let seed = f.seeds.first().copied().unwrap_or(f.scenario.seed);
+        Ok(f.run_seed(seed, &f.variants).iter().flat_map(signatures).collect())
+    }
+}
+
+/// `text` without the section `[name]` (its header and lines up to the next header).
+fn without_section(text: &str, name: &str) -> String {
+    let header = format!("[{name}]");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            skipping = trimmed == header
+                || trimmed.starts_with(&format!("{header} "))
+                || trimmed.starts_with(&format!("{header}#"));
+        }
+        if !skipping {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// What failed in one run, each as `what@variant`: a safety or liveness violation by its kind,
+/// a failed expectation by its name. Sorted, without repeats.
+pub fn signatures(run: &RunResult) -> Vec<String> {
+    let mut out: Vec<String> = run
+        .violations
+        .iter()
+        .map(|v| {
+            let kind = serde_json::to_value(v)
+                .ok()
+                .and_then(|j| j.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| "violation".to_owned());
+            format!("{kind}@{}", run.variant)
+        })
+        .chain(run.expectations.iter().filter(|e| !e.pass).map(|e| format!("expect {}@{}", e.name, run.variant)))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One bug, as the runs that showed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// What failed.
+    pub signature: String,
+    /// Runs that showed it.
+    pub count: u64,
+    /// The first run (lowest index) that showed it.
+    pub first_run: u64,
+    /// That run's schedule.
+    pub schedule: Vec<Planned>,
+}
+
+/// What an exploration found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exploration {
+    /// The runs made (indices `runs`).
+    pub runs: u64,
+    /// Runs with no finding.
+    pub clean: u64,
+    /// By signature.
+    pub findings: BTreeMap<String, Finding>,
+    /// Per fault kind: runs that enabled it.
+    pub kinds_enabled: BTreeMap<&'static str, u64>,
+}
+
+/// Explores run indices `indices` of `envelope` under `seed` on `jobs` threads. The result
+/// does not depend on `jobs`.
+pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> Result<Exploration, FileError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    type Outcome = Result<(Vec<Planned>, Vec<String>), FileError>;
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; indices.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, indices.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&run) = indices.get(i) else { return };
+                    let schedule = envelope.generator.schedule(seed, run);
+                    let outcome = envelope.run(&schedule).map(|s| (schedule, s));
+                    results.lock().expect("results lock")[i] = Some(outcome);
+                }
+            });
+        }
+    });
+    let mut found = Exploration { runs: 0, clean: 0, findings: BTreeMap::new(), kinds_enabled: BTreeMap::new() };
+    for (&run, outcome) in indices.iter().zip(results.into_inner().expect("results lock")) {
+        let Some(outcome) = outcome else { continue };
+        let (schedule, sigs) = outcome?;
+        found.runs += 1;
+        found.clean += u64::from(sigs.is_empty());
+        let mut kinds: Vec<Kind> = schedule.iter().map(|p| p.kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        for k in kinds {
+            *found.kinds_enabled.entry(k.name()).or_insert(0) += 1;
+        }
+        for s in sigs {
+            let f = found.findings.entry(s.clone()).or_insert_with(|| Finding {
+                signature: s,
+                count: 0,
+                first_run: run,
+                schedule: schedule.clone(),
+            });
+            f.count += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// A shrunk finding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shrunk {
+    /// The smallest schedule found that still fails with the signature.
+    pub schedule: Vec<Planned>,
+    /// Runs spent.
+    pub runs: u32,
+}
+
+/// Shrinks `schedule` while it keeps failing with `signature` (greedy delta debugging, at most
+/// [`SHRINK_BUDGET`] runs): drop faults, shorten them, move them earlier, lower their
+/// intensity, each until no step helps. A local minimum; deterministic.
+pub fn shrink(envelope: &Envelope, schedule: &[Planned], signature: &str) -> Result<Shrunk, FileError> {
+    let mut best = schedule.to_vec();
+    let mut runs = 0u32;
+    let fails = |candidate: &[Planned], runs: &mut u32| -> Result<bool, FileError> {
+        if *runs >= SHRINK_BUDGET {
+            return Ok(false);
+        }
+        *runs += 1;
+        Ok(envelope.run(candidate)?.iter().any(|s| s == signature))
+    };
+    loop {
+        let mut changed = false;
+        // Drop one fault at a time.
+        let mut i = 0;
+        while i < best.len() && best.len() > 1 {
+            let mut candidate = best.clone();
+            candidate.remove(i);
+            if fails(&candidate, &mut runs)? {
+                best = candidate;
+                changed = true;
+            } else {
+                i += 1;
+            }
+        }
+        // Halve lengths, starts and intensities.
+        for i in 0..best.len() {
+            let steps: [fn(&mut Planned) -> bool; 4] = [
+                |p| halve(&mut p.for_ms, 1),
+                |p| halve(&mut p.at_ms, 0),
+                |p| p.kind == Kind::Latency && halve(&mut p.latency_ms, 1),
+                |p| matches!(p.kind, Kind::Loss | Kind::Brownout) && halve_u32(&mut p.rate_permille),
+            ];
+            for step in steps {
+                let mut candidate = best.clone();
+                if step(&mut candidate[i]) && fails(&candidate, &mut runs)? {
+                    best = candidate;
+                    changed = true;
+                }
+            }
+        }
+        if !changed || runs >= SHRINK_BUDGET {
+            break;
+        }
+    }
+    Ok(Shrunk { schedule: best, runs })
+}
+
+fn halve(v: &mut u64, floor: u64) -> bool {
+    let half = (*v / 2).max(floor);
+    let changed = half < *v;
+    *v = half;
+    changed
+}
+
+fn halve_u32(v: &mut u32) -> bool {
+    let half = *v / 2;
+    let changed = half < *v && half > 0;
+    if changed {
+        *v = half;
+    }
+    changed
+}

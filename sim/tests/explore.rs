@@ -1,0 +1,140 @@
+//! `explore`: generated schedules find deliberately broken clients, shrink what they find to a
+//! scenario that fails the same way, and find nothing in a correct client.
+
+use gauntlet_sim::explore::{self, Envelope};
+use gauntlet_sim::scenario::Sabotage;
+
+fn envelope(name: &str) -> Envelope {
+    let path = format!("{}/../envelopes/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("the envelope is in the repository");
+    Envelope::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Explores the first `runs` runs of `envelope` under its seed, on `jobs` threads.
+fn run(envelope: &Envelope, runs: u64, jobs: usize) -> explore::Exploration {
+    let indices: Vec<u64> = (0..runs).collect();
+    explore::explore(envelope, envelope.scenario.scenario.seed, &indices, jobs).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_client_that_ignores_its_breakers_is_found_and_shrunk_to_a_file_that_fails_the_same_way() {
+    let mut env = envelope("replicas");
+    env.sabotage = Some(Sabotage::IgnoreBreaker);
+    let found = run(&env, 24, 2);
+    let finding = found
+        .findings
+        .values()
+        .find(|f| f.signature.starts_with("breaker-bypassed@"))
+        .unwrap_or_else(|| panic!("not found in 24 runs: {:?}", found.findings.keys().collect::<Vec<_>>()));
+    let shrunk = explore::shrink(&env, &finding.schedule, &finding.signature).unwrap_or_else(|e| panic!("{e}"));
+    assert!(shrunk.schedule.len() <= 2, "{:?}", shrunk.schedule);
+    assert!(shrunk.runs <= explore::SHRINK_BUDGET);
+    // The written file parses as any scenario file and, run on the broken client, fails the same way.
+    let text = env.render(&shrunk.schedule, "shrunk");
+    let mut file = gauntlet_sim::file::parse("shrunk.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    file.scenario.sabotage = Some(Sabotage::IgnoreBreaker);
+    let seed = file.seeds[0];
+    let sigs: Vec<String> = file.run_seed(seed, &file.variants).iter().flat_map(explore::signatures).collect();
+    assert!(sigs.contains(&finding.signature), "{sigs:?}\n{text}");
+    // And the correct client passes it: the finding is the sabotage's, not the schedule's.
+    file.scenario.sabotage = None;
+    let sigs: Vec<String> = file.run_seed(seed, &file.variants).iter().flat_map(explore::signatures).collect();
+    assert!(!sigs.contains(&finding.signature), "{sigs:?}");
+}
+
+#[test]
+fn a_client_that_takes_the_first_answer_for_a_majority_is_found() {
+    let mut env = envelope("quorum");
+    env.sabotage = Some(Sabotage::FirstAsMajority);
+    let found = run(&env, 24, 2);
+    let finding = found
+        .findings
+        .values()
+        .find(|f| f.signature.starts_with("minority-answer@"))
+        .unwrap_or_else(|| panic!("not found in 24 runs: {:?}", found.findings.keys().collect::<Vec<_>>()));
+    let shrunk = explore::shrink(&env, &finding.schedule, &finding.signature).unwrap_or_else(|e| panic!("{e}"));
+    assert!(shrunk.schedule.len() <= 2, "{:?}", shrunk.schedule);
+}
+
+#[test]
+fn the_same_seed_finds_the_same_things_whatever_the_jobs() {
+    let mut env = envelope("replicas");
+    env.sabotage = Some(Sabotage::IgnoreBreaker);
+    let one = run(&env, 12, 1);
+    let two = run(&env, 12, 2);
+    assert_eq!(one, two);
+    assert!(!one.findings.is_empty(), "a comparison of two empty results would prove nothing");
+}
+
+#[test]
+fn correct_clients_are_explored_without_a_finding() {
+    for name in ["replicas", "quorum", "tiers"] {
+        let found = run(&envelope(name), 24, 2);
+        assert_eq!(found.runs, 24);
+        assert!(found.findings.is_empty(), "{name}: {:?}", found.findings);
+    }
+}
+
+#[test]
+fn an_envelope_is_refused_by_run_and_a_scenario_by_explore() {
+    let path = format!("{}/../envelopes/replicas.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("read");
+    let e = gauntlet_sim::file::parse(&path, &text).expect_err("an envelope is not run as a scenario");
+    assert!(e.line > 1, "{e}");
+    let scenario = format!("{}/../scenarios/steady-state.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&scenario).expect("read");
+    assert!(Envelope::parse(&scenario, &text).is_err());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Property: every schedule the generator draws, for any seed and run, is a valid scenario
+    /// file (so every run and every shrink step can be replayed with `gauntlet run`).
+    #[test]
+    fn every_generated_schedule_is_a_valid_scenario_file(seed in proptest::prelude::any::<u64>(), run in proptest::prelude::any::<u64>()) {
+        for name in ["replicas", "quorum", "tiers"] {
+            let env = envelope(name);
+            let schedule = env.generator.schedule(seed, run);
+            let (lo, hi) = env.generator.faults;
+            proptest::prop_assert!((lo as usize..=hi as usize).contains(&schedule.len()));
+            if let Err(e) = env.file_for(&schedule, "a generated run") {
+                proptest::prop_assert!(false, "{name}: {e}\n{}", env.render(&schedule, ""));
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Property: whatever numbers an `[explore]` table holds, the envelope is refused with a
+    /// position or accepted, never a panic; and an accepted one only draws valid files.
+    #[test]
+    fn any_explore_table_is_refused_or_draws_valid_files(
+        faults in (0u32..40, 0u32..40),
+        at in (0u64..100_000, 0u64..100_000),
+        lasts in (0u64..100_000, 0u64..100_000),
+        latency in (0u64..10_000_000, 0u64..10_000_000),
+        rate in (-1.0f64..2.0, -1.0f64..2.0),
+        run in proptest::prelude::any::<u64>(),
+    ) {
+        let base = std::fs::read_to_string(format!("{}/../envelopes/replicas.toml", env!("CARGO_MANIFEST_DIR")))
+            .expect("read");
+        let table = format!(
+            "[explore]\nfaults = [{}, {}]\nat = [\"{}ms\", \"{}ms\"]\nfor = [\"{}ms\", \"{}ms\"]\n\
+             latency = [\"{}ms\", \"{}ms\"]\nrate = [{:?}, {:?}]\n",
+            faults.0, faults.1, at.0, at.1, lasts.0, lasts.1, latency.0, latency.1, rate.0, rate.1
+        );
+        let text = format!("{}{table}", &base[..base.find("[explore]").expect("an explore table")]);
+        match Envelope::parse("fuzz.toml", &text) {
+            Err(e) => proptest::prop_assert!(e.line > 0 && e.col > 0, "{e}"),
+            Ok(env) => {
+                let schedule = env.generator.schedule(7, run);
+                if let Err(e) = env.file_for(&schedule, "") {
+                    proptest::prop_assert!(false, "{e}\n{}", env.render(&schedule, ""));
+                }
+            }
+        }
+    }
+}
