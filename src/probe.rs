@@ -277,10 +277,12 @@ async fn probe(settings: Settings, out: &mut impl Write) -> anyhow::Result<()> {
             writeln!(out, "  failed: {f}")?;
         }
     }
-    timeline.lock().expect("timeline lock").print(out, &client.servers())?;
+    // The servers first: their states take the engine's lock, under which the engine's
+    // observer takes the timeline's, so the timeline's is never held while waiting for it.
+    let after = client.servers();
+    timeline.lock().expect("timeline lock").print(out, &after)?;
     // How the servers stand after the run: a replica lost during it shows here, and the catalog
     // if it changed (servers that joined after the calls began, tools withdrawn or added).
-    let after = client.servers();
     server_table(out, "servers after the run:", &after)?;
     let catalog_after = client.catalog();
     let names =

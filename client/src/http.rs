@@ -219,7 +219,7 @@ impl StreamableHttpClient for Bounded {
         auth_header: Option<String>,
         custom_headers: Headers,
     ) -> impl Future<Output = Result<BoxStream<'static, Result<Sse, SseError>>, HttpError>> + Send + '_ {
-        self.0.get_stream_with_max_sse_event_size(
+        self.get_stream_with_max_sse_event_size(
             uri,
             session_id,
             last_event_id,

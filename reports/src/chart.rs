@@ -147,6 +147,18 @@ fn svg(width: u32, height: u32, draw: impl FnOnce(&Area<'_>) -> Drawn) -> String
     }
 }
 
+/// A chart's frame: its caption, margin and label areas (`x_labels` high, `y_labels` wide).
+fn frame<'a, 'b>(
+    root: &'a Area<'b>,
+    caption: &str,
+    x_labels: u32,
+    y_labels: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder.caption(caption, (FONT, 14)).margin(8).x_label_area_size(x_labels).y_label_area_size(y_labels);
+    builder
+}
+
 /// One run's series on a shared time chart.
 #[derive(Clone, Copy, Debug)]
 pub struct Series<'a> {
@@ -223,11 +235,7 @@ pub fn latency(series: &[Series<'_>]) -> String {
     let hi = values.iter().copied().fold(0.0, f64::max);
     let (lo, hi) = if values.is_empty() { (1.0, 1_000.0) } else { decades(lo, hi) };
     svg(WIDTH, 280, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Latency of answered calls per bucket: p99 (bold), p50 (thin)", (FONT, 14))
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(LABELS)
+        let mut chart = frame(root, "Latency of answered calls per bucket: p99 (bold), p50 (thin)", 36, LABELS)
             .build_cartesian_2d(0.0..end, (lo..hi).log_scale())?;
         chart
             .configure_mesh()
@@ -283,12 +291,7 @@ fn per_bucket(
     let Some(first) = series.first() else { return String::new() };
     let end = series.iter().map(|s| duration_s(s.run)).fold(0.0, f64::max);
     svg(WIDTH, 200, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, (FONT, 14))
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(LABELS)
-            .build_cartesian_2d(0.0..end, 0.0..hi)?;
+        let mut chart = frame(root, caption, 36, LABELS).build_cartesian_2d(0.0..end, 0.0..hi)?;
         chart
             .configure_mesh()
             .x_desc("simulated time (s)")
@@ -315,11 +318,7 @@ pub fn share(run: &RunResult) -> String {
     let width = bucket_ms(run) / 1e3;
     let n = run.servers.len();
     svg(WIDTH, 220, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Load share: each server's part of the answers", (FONT, 14))
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(LABELS)
+        let mut chart = frame(root, "Load share: each server's part of the answers", 36, LABELS)
             .build_cartesian_2d(0.0..end, 0.0..1.0)?;
         chart
             .configure_mesh()
@@ -379,11 +378,7 @@ pub fn timeline(run: &RunResult) -> String {
     let lane = 26.0;
     let height = 80 + (lane as u32) * n as u32;
     svg(WIDTH, height, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Timeline per server: faults, link down, breaker, ejection", (FONT, 14))
-            .margin(8)
-            .x_label_area_size(40)
-            .y_label_area_size(LABELS)
+        let mut chart = frame(root, "Timeline per server: faults, link down, breaker, ejection", 40, LABELS)
             .build_cartesian_2d(0.0..end, 0.0..n as f64)?;
         chart
             .configure_mesh()
@@ -500,12 +495,7 @@ pub fn spread(title: &str, unit: &str, rows: &[Spread]) -> String {
     let lane = 18.0;
     let height = 70 + (lane as u32) * n as u32;
     svg(WIDTH + 140, height, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 14))
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(260)
-            .build_cartesian_2d((lo..hi).log_scale(), 0.0..n as f64)?;
+        let mut chart = frame(root, title, 36, 260).build_cartesian_2d((lo..hi).log_scale(), 0.0..n as f64)?;
         chart
             .configure_mesh()
             .x_desc(unit)

@@ -39,7 +39,7 @@ pub struct RawExplore {
 }
 
 /// A fault kind the explorer generates (those that need no tool name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// `partition`.
     Partition,
