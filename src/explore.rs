@@ -22,6 +22,34 @@ impl std::fmt::Display for Found {
 
 impl std::error::Error for Found {}
 
+/// The (fault kind × client state) pairs reached: how many runs reached each, and how the
+/// number of pairs grew with the runs.
+fn coverage_table(out: &mut impl Write, envelope: &Envelope, found: &explore::Exploration) -> std::io::Result<()> {
+    let kinds: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| envelope.generator.kinds.contains(k)).collect();
+    let growth: Vec<String> = found.growth.iter().map(|(runs, pairs)| format!("{pairs} after {runs}")).collect();
+    writeln!(
+        out,
+        "coverage: {} of {} (fault kind x client state) pairs reached; {} (each cell: runs that reached it)",
+        found.coverage.len(),
+        kinds.len() * explore::STATES.len(),
+        growth.join(", ")
+    )?;
+    write!(out, "  {:<10}", "fault")?;
+    for state in explore::STATES {
+        write!(out, " {state:>17}")?;
+    }
+    writeln!(out)?;
+    for k in kinds {
+        write!(out, "  {:<10}", k.name())?;
+        for state in explore::STATES {
+            let n = found.coverage.get(&(k.name().to_owned(), state)).copied().unwrap_or(0);
+            write!(out, " {n:>17}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let name = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file).with_context(|| format!("{name}: cannot be read"))?;
@@ -56,6 +84,7 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
         .map(|k| format!("{} {}", k.name(), found.kinds_enabled.get(k.name()).copied().unwrap_or(0)))
         .collect();
     writeln!(out, "runs with each kind: {}", kinds.join(", "))?;
+    coverage_table(out, &envelope, &found)?;
     if found.findings.is_empty() {
         return Ok(());
     }

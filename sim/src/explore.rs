@@ -345,9 +345,14 @@ impl Envelope {
     /// Runs a schedule on the envelope's first seed and every variant; the signatures of what
     /// failed.
     pub fn run(&self, schedule: &[Planned]) -> Result<Vec<String>, FileError> {
+        Ok(self.run_results(schedule)?.iter().flat_map(signatures).collect())
+    }
+
+    /// Runs a schedule on the envelope's first seed and every variant.
+    pub fn run_results(&self, schedule: &[Planned]) -> Result<Vec<RunResult>, FileError> {
         let f = self.file_for(schedule, "")?;
         let seed = f.seeds.first().copied().unwrap_or(f.scenario.seed);
-        Ok(f.run_seed(seed, &f.variants).iter().flat_map(signatures).collect())
+        Ok(f.run_seed(seed, &f.variants))
     }
 }
 
@@ -390,6 +395,46 @@ pub fn signatures(run: &RunResult) -> Vec<String> {
     out
 }
 
+/// The client states coverage looks for while a fault is active on a server.
+pub const STATES: [&str; 5] = ["breaker-open", "breaker-half-open", "ejected", "disconnected", "failover"];
+
+/// The (fault kind, client state) pairs a run reached: a state of the client towards a server
+/// (its breaker opened or went half-open, it was ejected, its session ended, a call failed over
+/// from it) while a fault of that kind was active on that server. From the run's event
+/// timeline (a run whose timeline was cut short reports what it kept).
+pub fn coverage(run: &RunResult) -> std::collections::BTreeSet<(String, &'static str)> {
+    use gauntlet_core::breaker::Phase;
+    use gauntlet_reports::What;
+    let mut active: BTreeMap<&str, BTreeMap<&str, u32>> = BTreeMap::new();
+    let mut reached = std::collections::BTreeSet::new();
+    for e in &run.events {
+        let state = match &e.what {
+            What::FaultStart { fault } => {
+                *active.entry(&e.server).or_default().entry(fault).or_insert(0) += 1;
+                continue;
+            }
+            What::FaultEnd { fault } => {
+                if let Some(n) = active.get_mut(e.server.as_str()).and_then(|m| m.get_mut(fault.as_str())) {
+                    *n = n.saturating_sub(1);
+                }
+                continue;
+            }
+            What::Breaker { to: Phase::Open, .. } => STATES[0],
+            What::Breaker { to: Phase::HalfOpen, .. } => STATES[1],
+            What::Ejected => STATES[2],
+            What::Disconnected => STATES[3],
+            What::Failover { .. } => STATES[4],
+            _ => continue,
+        };
+        for (kind, n) in active.get(e.server.as_str()).into_iter().flatten() {
+            if *n > 0 {
+                reached.insert(((*kind).to_owned(), state));
+            }
+        }
+    }
+    reached
+}
+
 /// One bug, as the runs that showed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
@@ -414,6 +459,10 @@ pub struct Exploration {
     pub findings: BTreeMap<String, Finding>,
     /// Per fault kind: runs that enabled it.
     pub kinds_enabled: BTreeMap<&'static str, u64>,
+    /// Per (fault kind, client state) pair: runs that reached it (see [`coverage`]).
+    pub coverage: BTreeMap<(String, &'static str), u64>,
+    /// Pairs reached after the first 1, 10, 100, … runs (and after all of them).
+    pub growth: Vec<(u64, usize)>,
 }
 
 /// Explores run indices `indices` of `envelope` under `seed` on `jobs` threads. The result
@@ -422,7 +471,7 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
-    type Outcome = Result<(Vec<Planned>, Vec<String>), FileError>;
+    type Outcome = Result<(Vec<Planned>, Vec<String>, Vec<(String, &'static str)>), FileError>;
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; indices.len()]);
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, indices.len().max(1)) {
@@ -431,17 +480,36 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&run) = indices.get(i) else { return };
                     let schedule = envelope.generator.schedule(seed, run);
-                    let outcome = envelope.run(&schedule).map(|s| (schedule, s));
+                    let outcome = envelope.run_results(&schedule).map(|runs| {
+                        let sigs = runs.iter().flat_map(signatures).collect();
+                        let pairs = runs.iter().flat_map(coverage).collect::<std::collections::BTreeSet<_>>();
+                        (schedule, sigs, pairs.into_iter().collect())
+                    });
                     results.lock().expect("results lock")[i] = Some(outcome);
                 }
             });
         }
     });
-    let mut found = Exploration { runs: 0, clean: 0, findings: BTreeMap::new(), kinds_enabled: BTreeMap::new() };
+    let mut found = Exploration {
+        runs: 0,
+        clean: 0,
+        findings: BTreeMap::new(),
+        kinds_enabled: BTreeMap::new(),
+        coverage: BTreeMap::new(),
+        growth: Vec::new(),
+    };
+    let mut next_mark = 1u64;
     for (&run, outcome) in indices.iter().zip(results.into_inner().expect("results lock")) {
         let Some(outcome) = outcome else { continue };
-        let (schedule, sigs) = outcome?;
+        let (schedule, sigs, pairs) = outcome?;
         found.runs += 1;
+        for pair in pairs {
+            *found.coverage.entry(pair).or_insert(0) += 1;
+        }
+        if found.runs == next_mark {
+            found.growth.push((found.runs, found.coverage.len()));
+            next_mark = next_mark.saturating_mul(10);
+        }
         found.clean += u64::from(sigs.is_empty());
         let mut kinds: Vec<Kind> = schedule.iter().map(|p| p.kind).collect();
         kinds.sort();
@@ -458,6 +526,9 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
             });
             f.count += 1;
         }
+    }
+    if found.growth.last().is_none_or(|(runs, _)| *runs != found.runs) {
+        found.growth.push((found.runs, found.coverage.len()));
     }
     Ok(found)
 }

@@ -72,6 +72,13 @@ fn correct_clients_are_explored_without_a_finding() {
         let found = run(&envelope(name), 24, 2);
         assert_eq!(found.runs, 24);
         assert!(found.findings.is_empty(), "{name}: {:?}", found.findings);
+        // Coverage grows with the runs, and its last figure is the pairs reached.
+        assert!(found.growth.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{:?}", found.growth);
+        assert_eq!(found.growth.last(), Some(&(24, found.coverage.len())));
+        if name != "quorum" {
+            // A crashed server's session ends while the crash lasts.
+            assert!(found.coverage.contains_key(&("crash".to_owned(), "disconnected")), "{name}: {:?}", found.coverage);
+        }
     }
 }
 
