@@ -81,7 +81,7 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
     let kinds: Vec<String> = Kind::ALL
         .iter()
         .filter(|k| envelope.generator.kinds.contains(k))
-        .map(|k| format!("{} {}", k.name(), found.kinds_enabled.get(k.name()).copied().unwrap_or(0)))
+        .map(|k| format!("{} {}", k.name(), found.runs_with_kind.get(k.name()).copied().unwrap_or(0)))
         .collect();
     writeln!(out, "runs with each kind: {}", kinds.join(", "))?;
     coverage_table(out, &envelope, &found)?;

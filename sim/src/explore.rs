@@ -457,8 +457,8 @@ pub struct Exploration {
     pub clean: u64,
     /// By signature.
     pub findings: BTreeMap<String, Finding>,
-    /// Per fault kind: runs that enabled it.
-    pub kinds_enabled: BTreeMap<&'static str, u64>,
+    /// Per fault kind: runs whose schedule has a fault of it.
+    pub runs_with_kind: BTreeMap<&'static str, u64>,
     /// Per (fault kind, client state) pair: runs that reached it (see [`coverage`]).
     pub coverage: BTreeMap<(String, &'static str), u64>,
     /// Pairs reached after the first 1, 10, 100, … runs (and after all of them).
@@ -494,7 +494,7 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
         runs: 0,
         clean: 0,
         findings: BTreeMap::new(),
-        kinds_enabled: BTreeMap::new(),
+        runs_with_kind: BTreeMap::new(),
         coverage: BTreeMap::new(),
         growth: Vec::new(),
     };
@@ -515,7 +515,7 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
         kinds.sort();
         kinds.dedup();
         for k in kinds {
-            *found.kinds_enabled.entry(k.name()).or_insert(0) += 1;
+            *found.runs_with_kind.entry(k.name()).or_insert(0) += 1;
         }
         for s in sigs {
             let f = found.findings.entry(s.clone()).or_insert_with(|| Finding {
