@@ -471,7 +471,9 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
-    type Outcome = Result<(Vec<Planned>, Vec<String>, Vec<(String, &'static str)>), FileError>;
+    // Per run: its kinds, its signatures, the pairs it reached, and its schedule only if it
+    // failed (a million clean runs keep no schedule).
+    type Outcome = Result<(Vec<Kind>, Vec<String>, Vec<(String, &'static str)>, Vec<Planned>), FileError>;
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; indices.len()]);
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, indices.len().max(1)) {
@@ -481,9 +483,13 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
                     let Some(&run) = indices.get(i) else { return };
                     let schedule = envelope.generator.schedule(seed, run);
                     let outcome = envelope.run_results(&schedule).map(|runs| {
-                        let sigs = runs.iter().flat_map(signatures).collect();
+                        let sigs: Vec<String> = runs.iter().flat_map(signatures).collect();
                         let pairs = runs.iter().flat_map(coverage).collect::<std::collections::BTreeSet<_>>();
-                        (schedule, sigs, pairs.into_iter().collect())
+                        let mut kinds: Vec<Kind> = schedule.iter().map(|p| p.kind).collect();
+                        kinds.sort();
+                        kinds.dedup();
+                        let kept = if sigs.is_empty() { Vec::new() } else { schedule };
+                        (kinds, sigs, pairs.into_iter().collect(), kept)
                     });
                     results.lock().expect("results lock")[i] = Some(outcome);
                 }
@@ -501,7 +507,7 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
     let mut next_mark = 1u64;
     for (&run, outcome) in indices.iter().zip(results.into_inner().expect("results lock")) {
         let Some(outcome) = outcome else { continue };
-        let (schedule, sigs, pairs) = outcome?;
+        let (kinds, sigs, pairs, schedule) = outcome?;
         found.runs += 1;
         for pair in pairs {
             *found.coverage.entry(pair).or_insert(0) += 1;
@@ -511,9 +517,6 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
             next_mark = next_mark.saturating_mul(10);
         }
         found.clean += u64::from(sigs.is_empty());
-        let mut kinds: Vec<Kind> = schedule.iter().map(|p| p.kind).collect();
-        kinds.sort();
-        kinds.dedup();
         for k in kinds {
             *found.runs_with_kind.entry(k.name()).or_insert(0) += 1;
         }
