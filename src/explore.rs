@@ -92,8 +92,10 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
     for (i, f) in found.findings.values().enumerate() {
         let shrunk = explore::shrink(&envelope, &f.schedule, &f.signature).map_err(|e| anyhow::anyhow!("{e}"))?;
         let path = args.out.join(format!("finding-{}.toml", i + 1));
+        let scaled = shrunk.scale.describe(&envelope);
+        let scaled = if scaled.is_empty() { String::new() } else { format!("\nScaled down: {}.", scaled.join(", ")) };
         let note = format!(
-            "Found by `gauntlet explore {name} --seed {seed}` (run {}, {} faults), shrunk in {} runs to {} fault(s).\n\
+            "Found by `gauntlet explore {name} --seed {seed}` (run {}, {} faults), shrunk in {} runs to {} fault(s).{scaled}\n\
              It fails with: {}\nReproduce: gauntlet run {}",
             f.first_run,
             f.schedule.len(),
@@ -102,7 +104,7 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
             f.signature,
             path.display()
         );
-        std::fs::write(&path, envelope.render(&shrunk.schedule, &note))
+        std::fs::write(&path, envelope.render_scaled(&shrunk.schedule, &shrunk.scale, &note))
             .with_context(|| format!("writing {}", path.display()))?;
         writeln!(
             out,

@@ -50,6 +50,7 @@ fn every_policy_key_is_documented_and_every_documented_key_exists() {
             timeout: Some("1s".parse().unwrap()),
             max_attempts: Some(gauntlet_core::policy::Count::of(1)),
             hedge: Some(true),
+            idempotent: Some(true),
         },
     );
     let mut typed = BTreeSet::new();

@@ -15,6 +15,11 @@ use gauntlet_core::{ServerId, Time};
 
 /// `groups` of (group, servers, tags); every server offers a safe `search`.
 fn fleet(policy: Policy, groups: &[(&str, u32, &[&str])]) -> (Engine, Arc<Mutex<Vec<Event>>>) {
+    fleet_of(policy, groups, ToolHints { read_only: true, idempotent: true })
+}
+
+/// As [`fleet`], with `search` annotated `hints`.
+fn fleet_of(policy: Policy, groups: &[(&str, u32, &[&str])], hints: ToolHints) -> (Engine, Arc<Mutex<Vec<Event>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
     let sink: Sink = Box::new(move |e: &Event| seen.lock().unwrap().push(*e));
@@ -27,8 +32,7 @@ fn fleet(policy: Policy, groups: &[(&str, u32, &[&str])]) -> (Engine, Arc<Mutex<
             entries.push(ServerEntry { name: name.clone(), weight: 1, priority: 0, trusted: true });
             let mut s = ServerTools::new(id, &name, &[]).in_group(group);
             s.tags = tags.iter().map(|t| (*t).to_owned()).collect();
-            s.tools =
-                vec![ToolInfo { name: "search".to_owned(), hints: ToolHints { read_only: true, idempotent: true } }];
+            s.tools = vec![ToolInfo { name: "search".to_owned(), hints }];
             tools.push(s);
         }
     }
@@ -76,13 +80,36 @@ fn a_failed_attempt_is_retried_on_another_server_until_the_budget_is_spent() {
 }
 
 #[test]
-fn an_unsafe_tool_is_not_retried_once_sent() {
+fn a_success_ends_a_call_and_an_unknown_tool_is_refused() {
     let (mut engine, _) = fleet(Policy::default(), &[("g", 2, &[])]);
     let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
     let a = engine.pick(&mut call, at(0)).unwrap();
     // A success ends the call; the cache and retries are for failures.
     assert_eq!(engine.finish(&mut call, a, Outcome::Success, true, at(5)), Next::Done);
     assert_eq!(engine.begin("g__nope", None, None, at(0)).unwrap_err(), BeginError::UnknownTool);
+}
+
+#[test]
+fn an_unsafe_tool_is_not_replayed_once_sent_unless_the_configuration_vouches_for_it() {
+    let unsafe_ = ToolHints { read_only: false, idempotent: false };
+    let (mut engine, _) = fleet_of(Policy::default(), &[("g", 2, &[])], unsafe_);
+    let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
+    let a = engine.pick(&mut call, at(0)).unwrap();
+    assert_eq!(engine.finish(&mut call, a, Outcome::Timeout, true, at(5)), Next::GiveUp(GiveUp::Unsafe));
+    // Not sent: always safe to try elsewhere.
+    let mut call = engine.begin("g__search", None, None, at(10)).unwrap();
+    let a = engine.pick(&mut call, at(10)).unwrap();
+    assert!(matches!(engine.finish(&mut call, a, Outcome::Transport, false, at(11)), Next::Retry(_)));
+
+    let vouched = toml_policy("tools = { \"g__search\" = { idempotent = true } }");
+    let (mut engine, _) = fleet_of(vouched, &[("g", 2, &[])], unsafe_);
+    let mut call = engine.begin("g__search", None, None, at(0)).unwrap();
+    let a = engine.pick(&mut call, at(0)).unwrap();
+    let Next::Retry(after) = engine.finish(&mut call, a, Outcome::Timeout, true, at(5)) else {
+        panic!("a vouched-for tool is replayed after a timeout")
+    };
+    let b = engine.pick(&mut call, at(5) + after).unwrap();
+    assert_ne!(a.server, b.server);
 }
 
 #[test]
@@ -228,8 +255,8 @@ fn a_fallback_group_with_no_server_connected_yet_does_not_block_the_catalog() {
     let searchers: Vec<ServerTools> = (0..2)
         .map(|i| {
             let mut s = ServerTools::new(ServerId(i), &format!("search-{i}"), &[]).in_group("search");
-            s.tools =
-                vec![ToolInfo { name: "search".to_owned(), hints: ToolHints { read_only: true, idempotent: true } }];
+            let hints = ToolHints { read_only: true, idempotent: true };
+            s.tools = vec![ToolInfo { name: "search".to_owned(), hints }];
             s
         })
         .collect();

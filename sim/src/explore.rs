@@ -268,8 +268,8 @@ impl Planned {
 pub struct Envelope {
     /// The file, as given.
     pub file: String,
-    /// The envelope's text without the `[explore]` table.
-    base: String,
+    /// The envelope's document without the `[explore]` table, comments and layout kept.
+    base: toml_edit::DocumentMut,
     /// The scenario as the envelope writes it.
     pub scenario: ScenarioFile,
     /// The fault generator.
@@ -283,7 +283,14 @@ impl Envelope {
     /// section (not inline, not dotted keys).
     pub fn parse(file: &str, text: &str) -> Result<Envelope, FileError> {
         let (scenario, generator) = crate::file::parse_envelope(file, text)?;
-        let base = without_section(text, "explore");
+        let mut base: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| FileError {
+            file: file.to_owned(),
+            line: 1,
+            col: 1,
+            message: e.message().to_owned(),
+            hint: None,
+        })?;
+        base.remove("explore");
         let envelope = Envelope { file: file.to_owned(), base, scenario, generator, sabotage: None };
         // The generated text must be a scenario file: check with a fault of every kind.
         let probe: Vec<Planned> = envelope
@@ -302,10 +309,7 @@ impl Envelope {
         if let Err(e) = envelope.file_for(&probe, "probe") {
             return Err(FileError {
                 message: format!("the envelope cannot take generated faults: {}", e.message),
-                hint: Some(
-                    "write `[explore]` as one section and the envelope's faults, if any, as `[[fault]]` tables"
-                        .to_owned(),
-                ),
+                hint: Some("write the envelope's own faults, if any, as `[[fault]]` tables".to_owned()),
                 ..e
             });
         }
@@ -314,15 +318,47 @@ impl Envelope {
 
     /// The scenario file of a schedule: the envelope's text, a comment, the faults.
     pub fn render(&self, schedule: &[Planned], note: &str) -> String {
-        let mut text = String::new();
+        self.render_scaled(schedule, &Scale::default(), note)
+    }
+
+    /// As [`render`](Self::render), with the envelope's duration, load and fleet scaled down.
+    pub fn render_scaled(&self, schedule: &[Planned], scale: &Scale, note: &str) -> String {
+        use toml_edit::value;
+        let mut doc = self.base.clone();
         if let Some(s) = self.sabotage {
-            // A top-level key, so before the first table.
-            text.push_str(&format!(
-                "# A deliberately broken client: this file checks that it is caught.\nsabotage = \"{}\"\n",
-                s.name()
-            ));
+            doc.insert("sabotage", value(s.name()));
+            if let Some(mut key) = doc.key_mut("sabotage") {
+                key.leaf_decor_mut()
+                    .set_prefix("# A deliberately broken client: this file checks that it is caught.\n");
+            }
         }
-        text.push_str(&self.base);
+        if let Some(d) = scale.duration_ms {
+            let d = if d % 1_000 == 0 { format!("{}s", d / 1_000) } else { format!("{d}ms") };
+            doc.insert("duration", value(d));
+        }
+        // The envelope parsed, so these tables exist; a key that is not one is left alone.
+        let arrivals = doc
+            .get_mut("workload")
+            .and_then(|w| w.as_table_like_mut())
+            .and_then(|w| w.get_mut("arrivals"))
+            .and_then(|a| a.as_table_like_mut());
+        match (scale.load, arrivals) {
+            (Some(Load::Poisson(rate)), Some(a)) => {
+                a.insert("poisson", value(rate));
+            }
+            (Some(Load::Callers(n)), Some(a)) => {
+                a.insert("callers", value(i64::from(n)));
+            }
+            _ => {}
+        }
+        for (&i, &count) in &scale.counts {
+            if let Some(group) =
+                doc.get_mut("fleet").and_then(|f| f.as_array_of_tables_mut()).and_then(|f| f.get_mut(i))
+            {
+                group.insert("count", value(i64::from(count)));
+            }
+        }
+        let mut text = doc.to_string();
         if !text.ends_with('\n') {
             text.push('\n');
         }
@@ -342,6 +378,22 @@ impl Envelope {
         crate::file::parse(&self.file, &self.render(schedule, note))
     }
 
+    /// The run's load as the envelope writes it.
+    pub fn load(&self) -> Load {
+        match self.scenario.scenario.workload.arrivals {
+            crate::scenario::Arrivals::Poisson(rate) => Load::Poisson(rate),
+            crate::scenario::Arrivals::Callers(n) => Load::Callers(n),
+        }
+    }
+
+    /// Runs a scaled schedule on the envelope's first seed and every variant; the signatures
+    /// of what failed.
+    pub fn run_scaled(&self, schedule: &[Planned], scale: &Scale) -> Result<Vec<String>, FileError> {
+        let f = crate::file::parse(&self.file, &self.render_scaled(schedule, scale, ""))?;
+        let seed = f.seeds.first().copied().unwrap_or(f.scenario.seed);
+        Ok(f.run_seed(seed, &f.variants).iter().flat_map(signatures).collect())
+    }
+
     /// Runs a schedule on the envelope's first seed and every variant; the signatures of what
     /// failed.
     pub fn run(&self, schedule: &[Planned]) -> Result<Vec<String>, FileError> {
@@ -354,25 +406,6 @@ impl Envelope {
         let seed = f.seeds.first().copied().unwrap_or(f.scenario.seed);
         Ok(f.run_seed(seed, &f.variants))
     }
-}
-
-/// `text` without the section `[name]` (its header and lines up to the next header).
-fn without_section(text: &str, name: &str) -> String {
-    let header = format!("[{name}]");
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            skipping = trimmed == header
-                || trimmed.starts_with(&format!("{header} "))
-                || trimmed.starts_with(&format!("{header}#"));
-        }
-        if !skipping {
-            out.push_str(line);
-        }
-    }
-    out
 }
 
 /// What failed in one run, each as `what@variant`: a safety or liveness violation by its kind,
@@ -536,44 +569,106 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
     Ok(found)
 }
 
+/// A run's load: Poisson arrivals per second or closed-loop callers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Load {
+    /// `arrivals = { poisson = RATE }`.
+    Poisson(f64),
+    /// `arrivals = { callers = N }`.
+    Callers(u32),
+}
+
+/// What shrinking took off the envelope besides faults. Empty: the envelope as written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scale {
+    /// A shorter run.
+    pub duration_ms: Option<u64>,
+    /// A lower load.
+    pub load: Option<Load>,
+    /// Fewer servers in a `[[fleet]]` entry, by its index.
+    pub counts: BTreeMap<usize, u32>,
+}
+
+impl Scale {
+    /// What the scale changed from `envelope`, for a file's comment (empty when nothing).
+    pub fn describe(&self, envelope: &Envelope) -> Vec<String> {
+        let s = &envelope.scenario.scenario;
+        let mut out = Vec::new();
+        if let Some(d) = self.duration_ms {
+            out.push(format!("duration {} ms -> {d} ms", ms(s.duration)));
+        }
+        match (self.load, envelope.load()) {
+            (Some(Load::Poisson(to)), Load::Poisson(from)) => out.push(format!("load {from}/s -> {to}/s")),
+            (Some(Load::Callers(to)), Load::Callers(from)) => out.push(format!("callers {from} -> {to}")),
+            _ => {}
+        }
+        for (&i, &to) in &self.counts {
+            if let Some(g) = s.fleet.get(i) {
+                out.push(format!("group {} {} -> {to} server(s)", g.group, g.count));
+            }
+        }
+        out
+    }
+}
+
 /// A shrunk finding.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shrunk {
     /// The smallest schedule found that still fails with the signature.
     pub schedule: Vec<Planned>,
+    /// The duration, load and fleet it fails with.
+    pub scale: Scale,
     /// Runs spent.
     pub runs: u32,
 }
 
 /// Shrinks `schedule` while it keeps failing with `signature` (greedy delta debugging, at most
-/// [`SHRINK_BUDGET`] runs): drop faults, shorten them, move them earlier, lower their
-/// intensity, each until no step helps. A local minimum; deterministic.
+/// [`SHRINK_BUDGET`] runs, the first to confirm it): drop faults, shorten them, move them earlier, lower their
+/// intensity; then shorten the run (never below its last fault's end plus `recovery_bound`, so
+/// recovery is still measured), halve the load and take servers out of the fleet; each until
+/// no step helps. A candidate that is not a valid file (a fault on a server taken out, an
+/// expectation past the end) is skipped. A local minimum; deterministic.
 pub fn shrink(envelope: &Envelope, schedule: &[Planned], signature: &str) -> Result<Shrunk, FileError> {
-    let mut best = schedule.to_vec();
-    let mut runs = 0u32;
-    let fails = |candidate: &[Planned], runs: &mut u32| -> Result<bool, FileError> {
+    let mut best = Shrunk { schedule: schedule.to_vec(), scale: Scale::default(), runs: 0 };
+    let original = envelope.run(schedule)?;
+    if !original.iter().any(|s| s == signature) {
+        // Not this schedule's failure (a caller's mistake): nothing to shrink.
+        return Ok(best);
+    }
+    best.runs = 1;
+    // A candidate keeps the failure and adds none: taking the fleet down to one server may
+    // fail the same way and, besides, not recover; that is another finding, not this one.
+    let fails = |schedule: &[Planned], scale: &Scale, runs: &mut u32| -> bool {
         if *runs >= SHRINK_BUDGET {
-            return Ok(false);
+            return false;
         }
         *runs += 1;
-        Ok(envelope.run(candidate)?.iter().any(|s| s == signature))
+        match envelope.run_scaled(schedule, scale) {
+            Ok(sigs) => sigs.iter().any(|s| s == signature) && sigs.iter().all(|s| original.contains(s)),
+            Err(_) => {
+                // Not a valid file: no run was made.
+                *runs -= 1;
+                false
+            }
+        }
     };
+    let recovery = ms(envelope.scenario.scenario.recovery_bound);
     loop {
         let mut changed = false;
         // Drop one fault at a time.
         let mut i = 0;
-        while i < best.len() && best.len() > 1 {
-            let mut candidate = best.clone();
+        while i < best.schedule.len() && best.schedule.len() > 1 {
+            let mut candidate = best.schedule.clone();
             candidate.remove(i);
-            if fails(&candidate, &mut runs)? {
-                best = candidate;
+            if fails(&candidate, &best.scale, &mut best.runs) {
+                best.schedule = candidate;
                 changed = true;
             } else {
                 i += 1;
             }
         }
         // Halve lengths, starts and intensities.
-        for i in 0..best.len() {
+        for i in 0..best.schedule.len() {
             let steps: [fn(&mut Planned) -> bool; 4] = [
                 |p| halve(&mut p.for_ms, 1),
                 |p| halve(&mut p.at_ms, 0),
@@ -581,18 +676,56 @@ pub fn shrink(envelope: &Envelope, schedule: &[Planned], signature: &str) -> Res
                 |p| matches!(p.kind, Kind::Loss | Kind::Brownout) && halve_u32(&mut p.rate_permille),
             ];
             for step in steps {
-                let mut candidate = best.clone();
-                if step(&mut candidate[i]) && fails(&candidate, &mut runs)? {
-                    best = candidate;
+                let mut candidate = best.schedule.clone();
+                if step(&mut candidate[i]) && fails(&candidate, &best.scale, &mut best.runs) {
+                    best.schedule = candidate;
                     changed = true;
                 }
             }
         }
-        if !changed || runs >= SHRINK_BUDGET {
+        // A shorter run: halfway to the shortest that still measures recovery.
+        let last_end = best.schedule.iter().map(|p| p.at_ms.saturating_add(p.for_ms)).max().unwrap_or(0);
+        let floor = last_end.saturating_add(recovery).div_ceil(100).saturating_mul(100);
+        let now = best.scale.duration_ms.unwrap_or(ms(envelope.scenario.scenario.duration));
+        if now > floor {
+            let mid = floor + (now - floor) / 2;
+            let to = if now - floor <= 100 { floor } else { mid.div_ceil(100) * 100 };
+            let scale = Scale { duration_ms: Some(to), ..best.scale.clone() };
+            if to < now && fails(&best.schedule, &scale, &mut best.runs) {
+                best.scale = scale;
+                changed = true;
+            }
+        }
+        // Half the load.
+        let lower = match best.scale.load.unwrap_or(envelope.load()) {
+            Load::Poisson(rate) if rate >= 2.0 => Some(Load::Poisson((rate / 2.0).floor())),
+            Load::Callers(n) if n >= 2 => Some(Load::Callers(n / 2)),
+            _ => None,
+        };
+        if let Some(load) = lower {
+            let scale = Scale { load: Some(load), ..best.scale.clone() };
+            if fails(&best.schedule, &scale, &mut best.runs) {
+                best.scale = scale;
+                changed = true;
+            }
+        }
+        // One server fewer in a group (the last of its names goes).
+        for (i, group) in envelope.scenario.scenario.fleet.iter().enumerate() {
+            let count = best.scale.counts.get(&i).copied().unwrap_or(group.count);
+            if count > 1 {
+                let mut scale = best.scale.clone();
+                scale.counts.insert(i, count - 1);
+                if fails(&best.schedule, &scale, &mut best.runs) {
+                    best.scale = scale;
+                    changed = true;
+                }
+            }
+        }
+        if !changed || best.runs >= SHRINK_BUDGET {
             break;
         }
     }
-    Ok(Shrunk { schedule: best, runs })
+    Ok(best)
 }
 
 fn halve(v: &mut u64, floor: u64) -> bool {

@@ -249,17 +249,21 @@ pub enum Sabotage {
     IgnoreBreaker,
     /// Aggregated calls take the first answer while claiming a majority.
     FirstAsMajority,
+    /// The client vouches for every tool of the workload as idempotent, so retries and hedges
+    /// replay unsafe tools whose calls may have run.
+    ReplayUnsafe,
 }
 
 impl Sabotage {
     /// Every sabotage, in order.
-    pub const ALL: [Sabotage; 2] = [Sabotage::IgnoreBreaker, Sabotage::FirstAsMajority];
+    pub const ALL: [Sabotage; 3] = [Sabotage::IgnoreBreaker, Sabotage::FirstAsMajority, Sabotage::ReplayUnsafe];
 
     /// As scenario files and `--sabotage` spell it.
     pub fn name(self) -> &'static str {
         match self {
             Sabotage::IgnoreBreaker => "ignore-breaker",
             Sabotage::FirstAsMajority => "first-as-majority",
+            Sabotage::ReplayUnsafe => "replay-unsafe",
         }
     }
 

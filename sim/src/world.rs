@@ -64,8 +64,14 @@ pub fn client_config(scenario: &Scenario) -> Config {
         ..scenario.policy.clone()
     };
     let mut policy = policy;
-    if scenario.sabotage == Some(Sabotage::IgnoreBreaker) {
-        policy.breaker.mode = BreakerMode::Shadow;
+    match scenario.sabotage {
+        Some(Sabotage::IgnoreBreaker) => policy.breaker.mode = BreakerMode::Shadow,
+        Some(Sabotage::ReplayUnsafe) => {
+            for (tool, _) in &scenario.workload.mix {
+                policy.tools.entry(tool.clone()).or_default().idempotent = Some(true);
+            }
+        }
+        Some(Sabotage::FirstAsMajority) | None => {}
     }
     let mut servers: Vec<ServerConfig> = scenario
         .servers()

@@ -16,23 +16,25 @@ fn run(envelope: &Envelope, runs: u64, jobs: usize) -> explore::Exploration {
     explore::explore(envelope, envelope.scenario.scenario.seed, &indices, jobs).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[test]
-fn a_client_that_ignores_its_breakers_is_found_and_shrunk_to_a_file_that_fails_the_same_way() {
-    let mut env = envelope("replicas");
-    env.sabotage = Some(Sabotage::IgnoreBreaker);
+/// Explores `name` with `sabotage` for 24 runs: the finding whose signature starts with `kind`
+/// is shrunk to at most two faults, in a file that fails the same way on the broken client and
+/// not on the correct one.
+fn found_and_shrunk(name: &str, sabotage: Sabotage, kind: &str) -> explore::Shrunk {
+    let mut env = envelope(name);
+    env.sabotage = Some(sabotage);
     let found = run(&env, 24, 2);
     let finding = found
         .findings
         .values()
-        .find(|f| f.signature.starts_with("breaker-bypassed@"))
+        .find(|f| f.signature.starts_with(kind))
         .unwrap_or_else(|| panic!("not found in 24 runs: {:?}", found.findings.keys().collect::<Vec<_>>()));
     let shrunk = explore::shrink(&env, &finding.schedule, &finding.signature).unwrap_or_else(|e| panic!("{e}"));
     assert!(shrunk.schedule.len() <= 2, "{:?}", shrunk.schedule);
     assert!(shrunk.runs <= explore::SHRINK_BUDGET);
     // The written file parses as any scenario file and, run on the broken client, fails the same way.
-    let text = env.render(&shrunk.schedule, "shrunk");
+    let text = env.render_scaled(&shrunk.schedule, &shrunk.scale, "shrunk");
     let mut file = gauntlet_sim::file::parse("shrunk.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    file.scenario.sabotage = Some(Sabotage::IgnoreBreaker);
+    assert_eq!(file.scenario.sabotage, Some(sabotage), "the file names its sabotage");
     let seed = file.seeds[0];
     let sigs: Vec<String> = file.run_seed(seed, &file.variants).iter().flat_map(explore::signatures).collect();
     assert!(sigs.contains(&finding.signature), "{sigs:?}\n{text}");
@@ -40,6 +42,46 @@ fn a_client_that_ignores_its_breakers_is_found_and_shrunk_to_a_file_that_fails_t
     file.scenario.sabotage = None;
     let sigs: Vec<String> = file.run_seed(seed, &file.variants).iter().flat_map(explore::signatures).collect();
     assert!(!sigs.contains(&finding.signature), "{sigs:?}");
+    shrunk
+}
+
+#[test]
+fn a_client_that_ignores_its_breakers_is_found_and_shrunk_to_a_file_that_fails_the_same_way() {
+    found_and_shrunk("replicas", Sabotage::IgnoreBreaker, "breaker-bypassed@");
+}
+
+#[test]
+fn a_client_that_replays_unsafe_tools_is_found_and_shrunk_to_a_file_that_fails_the_same_way() {
+    let shrunk = found_and_shrunk("payments", Sabotage::ReplayUnsafe, "duplicate-side-effect@");
+    // Besides the faults, the run and the fleet shrank: a duplicate needs neither 10 s nor three
+    // replicas.
+    assert!(shrunk.scale.duration_ms.is_some_and(|d| d < 10_000), "{:?}", shrunk.scale);
+    assert!(shrunk.scale.counts.get(&0).is_some_and(|&n| n < 3), "{:?}", shrunk.scale);
+}
+
+#[test]
+fn a_scaled_down_envelope_is_a_scenario_file_with_the_scaled_values() {
+    let env = envelope("replicas");
+    let scale = explore::Scale {
+        duration_ms: Some(7_500),
+        load: Some(explore::Load::Poisson(25.0)),
+        counts: [(0, 2)].into_iter().collect(),
+    };
+    // Faults on the servers that remain.
+    let mut schedule = env.generator.schedule(1, 0);
+    for p in &mut schedule {
+        p.target = "search-1".to_owned();
+    }
+    let text = env.render_scaled(&schedule, &scale, "scaled");
+    let file = gauntlet_sim::file::parse("scaled.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(file.scenario.duration, std::time::Duration::from_millis(7_500));
+    assert_eq!(file.scenario.workload.arrivals, gauntlet_sim::Arrivals::Poisson(25.0));
+    assert_eq!(file.scenario.fleet[0].count, 2);
+    assert_eq!(scale.describe(&env).len(), 3, "{:?}", scale.describe(&env));
+    // Unscaled, it is the envelope's own run.
+    let plain = env.file_for(&schedule, "").expect("valid");
+    assert_eq!(plain.scenario.duration, env.scenario.scenario.duration);
+    assert_eq!(plain.scenario.fleet[0].count, 3);
 }
 
 #[test]
@@ -68,7 +110,7 @@ fn the_same_seed_finds_the_same_things_whatever_the_jobs() {
 
 #[test]
 fn correct_clients_are_explored_without_a_finding() {
-    for name in ["replicas", "quorum", "tiers"] {
+    for name in ["replicas", "quorum", "tiers", "payments"] {
         let found = run(&envelope(name), 24, 2);
         assert_eq!(found.runs, 24);
         assert!(found.findings.is_empty(), "{name}: {:?}", found.findings);
@@ -100,7 +142,7 @@ proptest::proptest! {
     /// file (so every run and every shrink step can be replayed with `gauntlet run`).
     #[test]
     fn every_generated_schedule_is_a_valid_scenario_file(seed in proptest::prelude::any::<u64>(), run in proptest::prelude::any::<u64>()) {
-        for name in ["replicas", "quorum", "tiers"] {
+        for name in ["replicas", "quorum", "tiers", "payments"] {
             let env = envelope(name);
             let schedule = env.generator.schedule(seed, run);
             let (lo, hi) = env.generator.faults;

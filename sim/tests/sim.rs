@@ -190,6 +190,16 @@ fn an_honestly_annotated_unsafe_tool_is_never_executed_twice_even_when_calls_tim
 }
 
 #[test]
+fn the_side_effect_checker_catches_a_client_that_replays_what_its_configuration_wrongly_vouches_for() {
+    let mut s = timeouts(31, false);
+    s.sabotage = Some(gauntlet_sim::Sabotage::ReplayUnsafe);
+    let r = run(&s).expect("runs");
+    let duplicates =
+        r.violations.iter().filter(|v| matches!(v, gauntlet_sim::Violation::DuplicateSideEffect { .. })).count();
+    assert!(duplicates > 0, "the checker missed replayed unsafe calls: {:?}", r.violations);
+}
+
+#[test]
 fn every_fault_kind_leaves_the_run_safe_and_mostly_successful() {
     let kinds = [
         (FaultKind::OneWay, 0.97),

@@ -40,7 +40,7 @@ use crate::outcome::{Classifier, Outcome, Verdict};
 use crate::outlier::{Ejection, OutlierDetector};
 use crate::retry::{Attempt as RetryAttempt, CallKind, Decision, GiveUp, RetryBudget, RetryConfig, Tried};
 use crate::rng::SeededRng;
-use crate::route::{Catalog, CatalogConfig, CatalogError, Route, RouteTable, ServerTools};
+use crate::route::{Catalog, CatalogConfig, CatalogError, Route, RouteTable, ServerTools, ToolHints};
 use crate::time::Time;
 
 /// The engine's random streams, each derived from the policy's seed by its number. One place
@@ -372,10 +372,17 @@ impl Engine {
             .routes()
             .map(|route| {
                 let trusted = route.tiers.iter().flatten().all(|id| self.servers[id.index()].trusted);
+                let kind = if self.policy.vouches_idempotent(&route.exposed) {
+                    // Replayable on the configuration's word; cached only on a trusted server's.
+                    let hints = ToolHints { read_only: route.hints.read_only && trusted, idempotent: true };
+                    CallKind::Tool { hints, trusted: true }
+                } else {
+                    CallKind::Tool { hints: route.hints, trusted }
+                };
                 RouteState {
                     exposed: Arc::from(route.exposed.as_str()),
                     tool: Arc::from(route.tool.as_str()),
-                    kind: CallKind::Tool { hints: route.hints, trusted },
+                    kind,
                     hedges: self.policy.hedges(&route.exposed),
                     retry: self.policy.retry_config(Some(&route.exposed)),
                     balancers: route.tiers.iter().map(|_| self.balancer.build()).collect(),

@@ -312,6 +312,11 @@ impl Policy {
         self.tools.get(tool).and_then(|t| t.timeout).map_or(server_timeout, Period::get)
     }
 
+    /// Whether the configuration vouches that `tool` is idempotent (`tools.<tool>.idempotent`).
+    pub fn vouches_idempotent(&self, tool: &str) -> bool {
+        self.tools.get(tool).and_then(|t| t.idempotent).unwrap_or(false)
+    }
+
     /// Whether calls to `tool` may be hedged (hedging on, and not turned off for the tool).
     pub fn hedges(&self, tool: &str) -> bool {
         self.hedge.is_some() && self.tools.get(tool).and_then(|t| t.hedge).unwrap_or(true)
@@ -727,6 +732,11 @@ pub struct ToolPolicy {
     /// `false` never hedges this tool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hedge: Option<bool>,
+    /// `true`: the caller vouches that a second call has no further effect (the server
+    /// deduplicates, e.g. by an idempotency key), so the client replays it like a tool a trusted
+    /// server marks idempotent, whatever the server's annotations and trust.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
 }
 
 /// A route rule.

@@ -41,7 +41,7 @@ prop_compose! {
         attempts in count::<1, 10>(),
         hedge in prop::option::of((prop::option::of(period()), count::<1, 7>())),
         ttl in prop::option::of(period()),
-        tools in prop::collection::btree_map(name(), (prop::option::of(period()), prop::option::of(count::<1, 10>()), prop::option::of(prop::bool::ANY)), 0..3),
+        tools in prop::collection::btree_map(name(), (prop::option::of(period()), prop::option::of(count::<1, 10>()), prop::option::of(prop::bool::ANY), prop::option::of(prop::bool::ANY)), 0..3),
         routes in prop::collection::vec((name(), prop::collection::vec(name(), 0..3)), 0..3),
         fallbacks in prop::collection::vec((name(), prop::collection::vec(name(), 1..3)), 0..2),
     ) -> Policy {
@@ -76,7 +76,7 @@ prop_compose! {
         p.cache.ttl = ttl;
         p.tools = tools
             .into_iter()
-            .map(|(k, (timeout, max_attempts, hedge))| (k, ToolPolicy { timeout, max_attempts, hedge }))
+            .map(|(k, (timeout, max_attempts, hedge, idempotent))| (k, ToolPolicy { timeout, max_attempts, hedge, idempotent }))
             .collect::<BTreeMap<_, _>>();
         p.routes = routes
             .into_iter()
