@@ -282,7 +282,7 @@ async fn send(
         let handle = session.peer.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
         if let Some((token, sink)) = &options.progress {
             let key = (server, session::token_key(&handle.progress_token));
-            shared.progress.lock().expect("progress lock").insert(key.clone(), (token.clone(), sink.clone()));
+            shared.progress.lock().expect("progress lock").route(key.clone(), token.clone(), sink.clone());
             progress.key = Some(key);
         }
         let mut cancel = CancelOnDrop { session: &session, id: Some(handle.id.clone()) };
@@ -372,7 +372,7 @@ struct ProgressRoute<'a> {
 impl Drop for ProgressRoute<'_> {
     fn drop(&mut self) {
         if let Some(key) = &self.key {
-            self.routes.lock().expect("progress lock").remove(key);
+            self.routes.lock().expect("progress lock").unroute(key);
         }
     }
 }

@@ -74,10 +74,56 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
+/// Where progress notifications go, shared by the sessions and the calls.
+pub(crate) type ProgressRoutes = Arc<Mutex<ProgressTable>>;
+
+/// The most progress notifications kept for requests whose route is not known yet.
+const EARLY_PROGRESS: usize = 64;
+
 /// (server, upstream progress token) → the caller's token and sink. rmcp assigns each request
 /// its own token from a per-connection counter, so the server is part of the key: two
-/// upstreams (or a hedge and its original) never share an entry.
-pub(crate) type ProgressRoutes = Arc<Mutex<BTreeMap<(ServerId, String), (String, mpsc::UnboundedSender<Progress>)>>>;
+/// upstreams (or a hedge and its original) never share an entry. rmcp tells the token only once
+/// the request is sent, so a notification the server sends at once can come before its route:
+/// the last [`EARLY_PROGRESS`] such are kept and delivered, in order, when the route is made.
+#[derive(Debug, Default)]
+pub(crate) struct ProgressTable {
+    routes: BTreeMap<(ServerId, String), (String, mpsc::UnboundedSender<Progress>)>,
+    early: std::collections::VecDeque<((ServerId, String), Progress)>,
+}
+
+impl ProgressTable {
+    /// Sends `key`'s progress to `sink` under the caller's `token`, starting with what came early.
+    pub(crate) fn route(&mut self, key: (ServerId, String), token: String, sink: mpsc::UnboundedSender<Progress>) {
+        let mut kept = std::collections::VecDeque::with_capacity(self.early.len());
+        for (k, mut p) in self.early.drain(..) {
+            if k == key {
+                p.token.clone_from(&token);
+                let _ = sink.send(p);
+            } else {
+                kept.push_back((k, p));
+            }
+        }
+        self.early = kept;
+        self.routes.insert(key, (token, sink));
+    }
+
+    /// Forgets `key`'s route (its call ended).
+    pub(crate) fn unroute(&mut self, key: &(ServerId, String)) {
+        self.routes.remove(key);
+    }
+
+    fn deliver(&mut self, key: (ServerId, String), mut progress: Progress) {
+        if let Some((token, sink)) = self.routes.get(&key) {
+            progress.token.clone_from(token);
+            let _ = sink.send(progress);
+            return;
+        }
+        if self.early.len() == EARLY_PROGRESS {
+            self.early.pop_front();
+        }
+        self.early.push_back((key, progress));
+    }
+}
 
 /// A progress token as a map key.
 pub(crate) fn token_key(token: &rmcp::model::ProgressToken) -> String {
@@ -116,15 +162,16 @@ impl ClientHandler for Handler {
         _context: NotificationContext<RoleClient>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
         let key = (self.server, token_key(&params.progress_token));
-        let routes = self.progress.lock().expect("progress routes lock");
-        if let Some((token, sink)) = routes.get(&key) {
-            let _ = sink.send(Progress {
-                token: token.clone(),
-                progress: params.progress,
-                total: params.total,
-                message: params.message.clone(),
-            });
-        }
+        // The server's message is untrusted: kept at most 1 KiB (a char boundary at or below).
+        let message = params.message.map(|m| {
+            let mut end = m.len().min(1_024);
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            m[..end].to_owned()
+        });
+        let progress = Progress { token: String::new(), progress: params.progress, total: params.total, message };
+        self.progress.lock().expect("progress routes lock").deliver(key, progress);
         std::future::ready(())
     }
 }
@@ -515,5 +562,28 @@ mod tests {
             table.unregister(*seq);
         }
         assert!(futures::poll!(&mut drained).is_ready(), "the last one out drains the session");
+    }
+
+    #[test]
+    fn progress_that_comes_before_its_route_is_delivered_in_order_when_the_route_is_made() {
+        let mut table = ProgressTable::default();
+        let at = |p: f64| Progress { token: String::new(), progress: p, total: None, message: None };
+        let key = |t: &str| (ServerId(1), t.to_owned());
+        table.deliver(key("7"), at(0.0));
+        table.deliver(key("8"), at(0.5));
+        table.deliver(key("7"), at(0.25));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        table.route(key("7"), "caller".to_owned(), tx);
+        table.deliver(key("7"), at(1.0));
+        let seen: Vec<(String, f64)> =
+            std::iter::from_fn(|| rx.try_recv().ok()).map(|p| (p.token, p.progress)).collect();
+        let caller = |p: f64| ("caller".to_owned(), p);
+        assert_eq!(seen, [caller(0.0), caller(0.25), caller(1.0)]);
+        // Another token's early notification is still kept; none is kept beyond the bound.
+        assert_eq!(table.early.len(), 1);
+        for i in 0..200 {
+            table.deliver(key(&format!("x{i}")), at(0.0));
+        }
+        assert_eq!(table.early.len(), EARLY_PROGRESS);
     }
 }

@@ -218,9 +218,10 @@ async fn progress_reaches_the_caller_under_its_own_token() {
             break;
         }
     }
-    // rmcp hands each notification to its own task, so the last one, sent just before the
-    // answer, may be handled after the call ended and its route was dropped: the one sent 50 ms
-    // before the answer always arrives, and each arrives under the caller's token, in order.
+    // The first one may come before the call's route is made (rmcp tells the token only once
+    // the request is sent) and is delivered when it is. rmcp hands each notification to its own
+    // task, so the last one, sent just before the answer, may be handled after the call ended:
+    // the first always arrives, and each arrives under the caller's token, in order.
     assert_eq!(seen.first(), Some(&("caller-7".to_owned(), 0.0)), "{seen:?}");
     assert!(seen.iter().all(|(t, _)| t == "caller-7"), "{seen:?}");
     assert!(seen.windows(2).all(|w| w[0].1 < w[1].1), "{seen:?}");
