@@ -54,10 +54,23 @@ pub(crate) enum Command {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExploreArgs {
     /// The envelope.
-    pub(crate) file: std::path::PathBuf,
-    /// How many runs (run indices 0..N).
-    #[arg(long, default_value_t = 200)]
-    pub(crate) runs: u64,
+    #[arg(required_unless_present = "merge")]
+    pub(crate) file: Option<std::path::PathBuf>,
+    /// How many runs (run indices 0..N; default 200, or as many as `--time` allows).
+    #[arg(long)]
+    pub(crate) runs: Option<u64>,
+    /// Explore for this long of wall time (e.g. `10m`), batch by batch; prints the `--runs`
+    /// that replays what it made.
+    #[arg(long)]
+    pub(crate) time: Option<String>,
+    /// Draw every run's faults without steering toward (fault kind x client state) pairs not
+    /// reached yet.
+    #[arg(long)]
+    pub(crate) unguided: bool,
+    /// Merge the `exploration.json` of these `--out` directories (e.g. every shard's) into one
+    /// summary, findings by signature, instead of exploring.
+    #[arg(long, num_args = 1.., conflicts_with = "file")]
+    pub(crate) merge: Vec<std::path::PathBuf>,
     /// The generator's seed (default: the envelope's).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
@@ -73,7 +86,8 @@ pub(crate) struct ExploreArgs {
     /// Print run N's scenario file (its generated faults) and exit.
     #[arg(long)]
     pub(crate) print_run: Option<u64>,
-    /// Explore a deliberately broken client (`ignore-breaker`, `first-as-majority`): to check
+    /// Explore a deliberately broken client (`ignore-breaker`, `first-as-majority`,
+    /// `replay-unsafe`): to check
     /// that the envelope and the explorer catch it. Written into the files found.
     #[arg(long)]
     pub(crate) sabotage: Option<String>,

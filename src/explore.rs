@@ -1,14 +1,22 @@
 //! `gauntlet explore`: an envelope's runs over generated fault schedules, the findings by
-//! signature, each shrunk and written as a scenario file (the engine is `gauntlet_sim::explore`).
+//! signature, each shrunk and written as a scenario file (the engine is `gauntlet_sim::explore`);
+//! and `--merge`, which sums the summaries of several explorations (a CI matrix's shards).
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use gauntlet_sim::explore::{self, Envelope, Kind};
+use anyhow::{Context, bail};
+use gauntlet_sim::explore::{self, Envelope, Kind, Options};
 use gauntlet_sim::scenario::Sabotage;
+use serde::{Deserialize, Serialize};
 
 /// The most runs one invocation makes.
 const MAX_RUNS: u64 = 1_000_000;
+/// Runs when neither `--runs` nor `--time` is given.
+const DEFAULT_RUNS: u64 = 200;
+/// The summary each exploration writes into its `--out` directory.
+const SUMMARY: &str = "exploration.json";
 
 /// Something was found: exit code 1.
 #[derive(Debug)]
@@ -22,17 +30,65 @@ impl std::fmt::Display for Found {
 
 impl std::error::Error for Found {}
 
+/// What one exploration (or a merge of several) made and found: `DIR/exploration.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Summary {
+    /// The envelope, as named on the command line.
+    envelope: String,
+    /// The generator's seed.
+    seed: u64,
+    /// Whether generation was steered by coverage.
+    guided: bool,
+    /// The fault kinds the envelope allows.
+    kinds: Vec<String>,
+    /// The deliberately broken client explored, if any.
+    sabotage: Option<String>,
+    /// The shards summed (`K/N`; `1/1` for an unsharded exploration).
+    shards: Vec<String>,
+    /// Runs made.
+    runs: u64,
+    /// Runs with no finding.
+    clean: u64,
+    /// Per fault kind allowed: runs whose schedule had it.
+    runs_with_kind: BTreeMap<String, u64>,
+    /// Per fault kind, per client state: runs that reached the pair.
+    coverage: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Pairs reached after the first 1, 10, 100, … runs (not kept by a merge).
+    growth: Vec<(u64, usize)>,
+    /// By signature.
+    findings: Vec<FindingSummary>,
+}
+
+/// One finding in a [`Summary`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingSummary {
+    signature: String,
+    /// Runs that showed it.
+    count: u64,
+    /// The lowest run index that showed it.
+    first_run: u64,
+    /// The shrunk scenario files written for it (one per shard that found it).
+    files: Vec<String>,
+}
+
+impl Summary {
+    fn pairs(&self) -> usize {
+        self.coverage.values().map(BTreeMap::len).sum()
+    }
+}
+
 /// The (fault kind × client state) pairs reached: how many runs reached each, and how the
 /// number of pairs grew with the runs.
-fn coverage_table(out: &mut impl Write, envelope: &Envelope, found: &explore::Exploration) -> std::io::Result<()> {
-    let kinds: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| envelope.generator.kinds.contains(k)).collect();
-    let growth: Vec<String> = found.growth.iter().map(|(runs, pairs)| format!("{pairs} after {runs}")).collect();
+fn coverage_table(out: &mut impl Write, kinds: &[String], summary: &Summary) -> std::io::Result<()> {
+    let growth: Vec<String> = summary.growth.iter().map(|(runs, pairs)| format!("{pairs} after {runs}")).collect();
+    let growth = if growth.is_empty() { format!("after {} runs", summary.runs) } else { growth.join(", ") };
     writeln!(
         out,
-        "coverage: {} of {} (fault kind x client state) pairs reached; {} (each cell: runs that reached it)",
-        found.coverage.len(),
+        "coverage: {} of {} (fault kind x client state) pairs reached; {growth} (each cell: runs that reached it)",
+        summary.pairs(),
         kinds.len() * explore::STATES.len(),
-        growth.join(", ")
     )?;
     write!(out, "  {:<10}", "fault")?;
     for state in explore::STATES {
@@ -40,9 +96,9 @@ fn coverage_table(out: &mut impl Write, envelope: &Envelope, found: &explore::Ex
     }
     writeln!(out)?;
     for k in kinds {
-        write!(out, "  {:<10}", k.name())?;
+        write!(out, "  {k:<10}")?;
         for state in explore::STATES {
-            let n = found.coverage.get(&(k.name().to_owned(), state)).copied().unwrap_or(0);
+            let n = summary.coverage.get(k).and_then(|m| m.get(state)).copied().unwrap_or(0);
             write!(out, " {n:>17}")?;
         }
         writeln!(out)?;
@@ -50,9 +106,29 @@ fn coverage_table(out: &mut impl Write, envelope: &Envelope, found: &explore::Ex
     Ok(())
 }
 
+/// Runs, kinds, coverage and findings, as `explore` and `--merge` print them.
+fn print_summary(out: &mut impl Write, kinds: &[String], summary: &Summary) -> std::io::Result<()> {
+    writeln!(out, "runs: {}, clean: {}, findings: {}", summary.runs, summary.clean, summary.findings.len())?;
+    let per_kind: Vec<String> =
+        kinds.iter().map(|k| format!("{k} {}", summary.runs_with_kind.get(k).copied().unwrap_or(0))).collect();
+    writeln!(out, "runs with each kind: {}", per_kind.join(", "))?;
+    coverage_table(out, kinds, summary)
+}
+
+fn write_summary(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(SUMMARY);
+    let text = serde_json::to_string_pretty(summary).context("the summary is JSON")?;
+    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
 pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let name = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("{name}: cannot be read"))?;
+    if !args.merge.is_empty() {
+        return merge(&args.merge, out);
+    }
+    let Some(file) = &args.file else { bail!("an envelope or --merge is needed") };
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).with_context(|| format!("{name}: cannot be read"))?;
     let mut envelope = Envelope::parse(&name, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(s) = &args.sabotage {
         let all: Vec<&str> = Sabotage::ALL.iter().map(|s| s.name()).collect();
@@ -60,42 +136,91 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
             Some(Sabotage::named(s).ok_or_else(|| anyhow::anyhow!("--sabotage `{s}`: one of {}", all.join(", ")))?);
     }
     let seed = args.seed.unwrap_or(envelope.scenario.scenario.seed);
-    if let Some(run) = args.print_run {
-        let note = format!("Run {run} of `gauntlet explore {name} --seed {seed}`.");
-        write!(out, "{}", envelope.render(&envelope.generator.schedule(seed, run), &note))?;
-        return Ok(());
-    }
-    if !(1..=MAX_RUNS).contains(&args.runs) {
-        anyhow::bail!("--runs must be in 1..={MAX_RUNS}");
+    let time = match &args.time {
+        Some(t) => Some(humantime::parse_duration(t).map_err(|e| anyhow::anyhow!("--time {t}: {e}"))?),
+        None => None,
+    };
+    let runs = match (args.runs, time) {
+        (Some(n), _) => n,
+        (None, Some(_)) => MAX_RUNS,
+        (None, None) => DEFAULT_RUNS,
+    };
+    if !(1..=MAX_RUNS).contains(&runs) {
+        bail!("--runs must be in 1..={MAX_RUNS}");
     }
     let (k, n) = match &args.shard {
         Some(s) => crate::suite::parse_shard(s)?,
         None => (1, 1),
     };
-    let indices: Vec<u64> = (0..args.runs).filter(|i| i % n as u64 == (k - 1) as u64).collect();
+    let indices: Vec<u64> = (0..runs).filter(|i| i % n as u64 == (k - 1) as u64).collect();
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
-    let shard_note = args.shard.as_ref().map(|s| format!(" (shard {s})")).unwrap_or_default();
-    writeln!(out, "exploring {name}: {} runs{shard_note}, seed {seed}, {jobs} jobs", indices.len())?;
-    let found = explore::explore(&envelope, seed, &indices, jobs).map_err(|e| anyhow::anyhow!("{e}"))?;
-    writeln!(out, "runs: {}, clean: {}, findings: {}", found.runs, found.clean, found.findings.len())?;
-    let kinds: Vec<String> = Kind::ALL
-        .iter()
-        .filter(|k| envelope.generator.kinds.contains(k))
-        .map(|k| format!("{} {}", k.name(), found.runs_with_kind.get(k.name()).copied().unwrap_or(0)))
-        .collect();
-    writeln!(out, "runs with each kind: {}", kinds.join(", "))?;
-    coverage_table(out, &envelope, &found)?;
-    if found.findings.is_empty() {
+    // `--time` is the one wall-clock bound: it decides how many runs, never what they do.
+    let started = std::time::Instant::now();
+    let out_of_time = move || time.is_some_and(|t| started.elapsed() >= t);
+    let options = Options { seed, jobs, guided: !args.unguided, stop: time.is_some().then_some(&out_of_time as _) };
+    let shard_flag = args.shard.as_ref().map(|s| format!(" --shard {s}")).unwrap_or_default();
+    let guide_flag = if args.unguided { " --unguided" } else { "" };
+    let sabotage_flag = args.sabotage.as_ref().map(|s| format!(" --sabotage {s}")).unwrap_or_default();
+    if let Some(run) = args.print_run {
+        let position = indices.binary_search(&run).map_err(|_| {
+            anyhow::anyhow!("--print-run {run}: not a run of this exploration (its runs are {runs}, shard {k}/{n})")
+        })?;
+        let schedule = explore::schedule_at(&envelope, &indices, position, Options { stop: None, ..options })
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .ok_or_else(|| anyhow::anyhow!("--print-run {run}: not a run of this exploration"))?;
+        let note =
+            format!("Run {run} of `gauntlet explore {name} --seed {seed} --runs {runs}{shard_flag}{guide_flag}`.");
+        write!(out, "{}", envelope.render(&schedule, &note))?;
         return Ok(());
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let bound = match (args.runs, &args.time) {
+        (Some(_), Some(t)) | (None, Some(t)) => format!("for {t} (at most {} runs)", indices.len()),
+        (Some(_), None) | (None, None) => format!("{} runs", indices.len()),
+    };
+    let shard_note = args.shard.as_ref().map(|s| format!(" (shard {s})")).unwrap_or_default();
+    let guided = if args.unguided { "unguided" } else { "guided" };
+    writeln!(out, "exploring {name}: {bound}{shard_note}, seed {seed}, {guided}, {jobs} jobs")?;
+    let found = explore::explore(&envelope, &indices, options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if time.is_some() {
+        // The runs made are the first `found.runs` of this shard: that many `--runs` replays them.
+        let replay = indices.get((found.runs as usize).saturating_sub(1)).map_or(0, |i| i + 1);
+        writeln!(
+            out,
+            "made {} runs; `gauntlet explore {name} --seed {seed} --runs {replay}{shard_flag}{guide_flag}{sabotage_flag}` replays them",
+            found.runs
+        )?;
+    }
+    let kinds: Vec<String> =
+        Kind::ALL.iter().filter(|k| envelope.generator.kinds.contains(k)).map(|k| k.name().to_owned()).collect();
+    let mut summary = Summary {
+        envelope: name.clone(),
+        seed,
+        guided: !args.unguided,
+        kinds: kinds.clone(),
+        sabotage: args.sabotage.clone(),
+        shards: vec![format!("{k}/{n}")],
+        runs: found.runs,
+        clean: found.clean,
+        runs_with_kind: found.runs_with_kind.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+        coverage: BTreeMap::new(),
+        growth: found.growth.clone(),
+        findings: Vec::new(),
+    };
+    for ((kind, state), runs) in &found.coverage {
+        summary.coverage.entry(kind.clone()).or_default().insert((*state).to_owned(), *runs);
+    }
+    print_summary(out, &kinds, &summary)?;
+    let mut lines = Vec::new();
     for (i, f) in found.findings.values().enumerate() {
         let shrunk = explore::shrink(&envelope, &f.schedule, &f.signature).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let path = args.out.join(format!("finding-{}.toml", i + 1));
+        let file =
+            if n > 1 { format!("finding-{}-shard-{k}-of-{n}.toml", i + 1) } else { format!("finding-{}.toml", i + 1) };
+        let path = args.out.join(&file);
         let scaled = shrunk.scale.describe(&envelope);
         let scaled = if scaled.is_empty() { String::new() } else { format!("\nScaled down: {}.", scaled.join(", ")) };
         let note = format!(
-            "Found by `gauntlet explore {name} --seed {seed}` (run {}, {} faults), shrunk in {} runs to {} fault(s).{scaled}\n\
+            "Found by `gauntlet explore {name} --seed {seed} --runs {runs}{shard_flag}{guide_flag}{sabotage_flag}` \
+             (run {}, {} faults), shrunk in {} runs to {} fault(s).{scaled}\n\
              It fails with: {}\nReproduce: gauntlet run {}",
             f.first_run,
             f.schedule.len(),
@@ -104,10 +229,10 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
             f.signature,
             path.display()
         );
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
         std::fs::write(&path, envelope.render_scaled(&shrunk.schedule, &shrunk.scale, &note))
             .with_context(|| format!("writing {}", path.display()))?;
-        writeln!(
-            out,
+        lines.push(format!(
             "  {:<48} {:>5} runs (first: run {}), {} -> {} fault(s): gauntlet run {}",
             f.signature,
             f.count,
@@ -115,7 +240,128 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
             f.schedule.len(),
             shrunk.schedule.len(),
             path.display()
+        ));
+        summary.findings.push(FindingSummary {
+            signature: f.signature.clone(),
+            count: f.count,
+            first_run: f.first_run,
+            files: vec![file],
+        });
+    }
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    write_summary(&args.out, &summary)?;
+    if summary.findings.is_empty() { Ok(()) } else { Err(Found(summary.findings.len()).into()) }
+}
+
+/// `--merge DIR…`: the summaries of several explorations of one envelope and seed summed; the
+/// findings by signature (counts added, the lowest first run, every file). A shard merged twice
+/// (left out the second time) or missing is named, and exits 1 as a finding does.
+fn merge(dirs: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
+    let mut merged: Option<Summary> = None;
+    let mut problems = Vec::new();
+    for dir in dirs {
+        let path = dir.join(SUMMARY);
+        let s: Summary = crate::report::parse(&path, &crate::report::read_bounded(&path)?)?;
+        let Some(m) = merged.as_mut() else {
+            let mut first = Summary { growth: Vec::new(), ..s };
+            for f in &mut first.findings {
+                f.files = f.files.iter().map(|x| dir.join(x).display().to_string()).collect();
+            }
+            merged = Some(first);
+            continue;
+        };
+        if (&s.envelope, s.seed, s.guided, &s.sabotage, &s.kinds)
+            != (&m.envelope, m.seed, m.guided, &m.sabotage, &m.kinds)
+        {
+            bail!(
+                "{}: explores {} (seed {}, guided {}, sabotage {:?}), not {} (seed {}, guided {}, sabotage {:?}) as {} does",
+                path.display(),
+                s.envelope,
+                s.seed,
+                s.guided,
+                s.sabotage,
+                m.envelope,
+                m.seed,
+                m.guided,
+                m.sabotage,
+                dirs[0].join(SUMMARY).display()
+            );
+        }
+        if let Some(twice) = s.shards.iter().find(|x| m.shards.contains(x)) {
+            problems.push(format!("{}: shard {twice} is merged already (left out)", path.display()));
+            continue;
+        }
+        m.shards.extend(s.shards);
+        m.runs = m.runs.saturating_add(s.runs);
+        m.clean = m.clean.saturating_add(s.clean);
+        for (k, n) in s.runs_with_kind {
+            let e = m.runs_with_kind.entry(k).or_insert(0);
+            *e = e.saturating_add(n);
+        }
+        for (k, states) in s.coverage {
+            for (state, n) in states {
+                let e = m.coverage.entry(k.clone()).or_default().entry(state).or_insert(0);
+                *e = e.saturating_add(n);
+            }
+        }
+        for f in s.findings {
+            let dir_files = f.files.iter().map(|x| dir.join(x).display().to_string());
+            match m.findings.iter_mut().find(|g| g.signature == f.signature) {
+                Some(g) => {
+                    g.count = g.count.saturating_add(f.count);
+                    g.first_run = g.first_run.min(f.first_run);
+                    g.files.extend(dir_files);
+                }
+                None => m.findings.push(FindingSummary { files: dir_files.collect(), ..f }),
+            }
+        }
+    }
+    let Some(mut m) = merged else { bail!("--merge needs at least one directory") };
+    m.findings.sort_by(|a, b| a.signature.cmp(&b.signature));
+    // Shards of one split: every K of N present.
+    let split: BTreeMap<u64, Vec<u64>> =
+        m.shards.iter().filter_map(|s| shard_of(s)).fold(BTreeMap::new(), |mut acc, (k, n)| {
+            acc.entry(n).or_insert_with(Vec::new).push(k);
+            acc
+        });
+    for (n, ks) in &split {
+        problems.extend((1..=*n).filter(|k| !ks.contains(k)).map(|k| format!("shard {k}/{n} is missing")));
+    }
+    writeln!(
+        out,
+        "merged {} exploration(s) of {} (seed {}): shards {}",
+        dirs.len(),
+        m.envelope,
+        m.seed,
+        m.shards.join(", ")
+    )?;
+    for p in &problems {
+        writeln!(out, "{p}")?;
+    }
+    print_summary(out, &m.kinds, &m)?;
+    for f in &m.findings {
+        writeln!(
+            out,
+            "  {:<48} {:>5} runs (first: run {}): {}",
+            f.signature,
+            f.count,
+            f.first_run,
+            f.files.join(", ")
         )?;
     }
-    Err(Found(found.findings.len()).into())
+    if !m.findings.is_empty() {
+        return Err(Found(m.findings.len()).into());
+    }
+    if !problems.is_empty() {
+        return Err(crate::report::Incomplete(problems.len()).into());
+    }
+    Ok(())
+}
+
+/// `K/N` as numbers.
+fn shard_of(text: &str) -> Option<(u64, u64)> {
+    let (k, n) = text.split_once('/')?;
+    Some((k.parse().ok()?, n.parse().ok()?))
 }

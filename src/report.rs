@@ -23,14 +23,14 @@ pub(crate) const MAX_FILES: usize = 1_000_000;
 /// A merge that misses runs or holds some twice (exit code 1).
 #[derive(Debug, thiserror::Error)]
 #[error("the merged results are incomplete: {0} problem(s) listed above")]
-pub(crate) struct Incomplete(usize);
+pub(crate) struct Incomplete(pub(crate) usize);
 
 /// The head regressed against the baseline (exit code 1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0} run(s) regressed or went missing")]
 pub(crate) struct Regressed(usize);
 
-fn read_bounded(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_bounded(path: &Path) -> anyhow::Result<String> {
     let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
     if len > MAX_FILE {
         bail!("{}: {len} bytes is more than a results file may hold ({MAX_FILE})", path.display());
@@ -40,7 +40,7 @@ fn read_bounded(path: &Path) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("{}: not UTF-8 (at byte {})", path.display(), e.utf8_error().valid_up_to()))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
     serde_json::from_str(text).map_err(|e| {
         // The position leads the message, as in every bad-input error; not again at its end.
         let message = e.to_string();

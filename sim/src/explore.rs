@@ -204,19 +204,57 @@ impl Generator {
         Ok(Generator { faults, kinds, targets, at_ms, for_ms, latency_ms, rate_permille })
     }
 
-    /// Run `run`'s schedule under `seed`: a pure function of the two.
+    /// Run `run`'s unguided schedule under `seed`: a pure function of the two.
     pub fn schedule(&self, seed: u64, run: u64) -> Vec<Planned> {
+        self.schedule_with(seed, run, &Guide::default())
+    }
+
+    /// Run `run`'s schedule under `seed` and `guide`: a pure function of the three. With an
+    /// empty guide, each allowed kind is enabled with probability 1/2 and each fault's kind is
+    /// drawn evenly from the enabled; with weights, a kind is enabled with probability
+    /// `w / (w + mean w)` and drawn in proportion to `w`.
+    pub fn schedule_with(&self, seed: u64, run: u64, guide: &Guide) -> Vec<Planned> {
         let mut rng = SeededRng::new(seed).derive(run);
         let draw = |rng: &mut SeededRng, (lo, hi): (u64, u64)| lo + rng.next_u64() % (hi - lo + 1);
+        let weight = |k: Kind| guide.weights.iter().find(|(g, _)| *g == k).map_or(1, |&(_, w)| w.max(1));
+        let mean = if guide.weights.is_empty() {
+            1
+        } else {
+            (self.kinds.iter().map(|&k| u64::from(weight(k))).sum::<u64>() / self.kinds.len() as u64).max(1) as u32
+        };
         // Swarm: a random non-empty subset of the allowed kinds.
-        let mut enabled: Vec<Kind> = self.kinds.iter().copied().filter(|_| rng.below(2) == 1).collect();
+        let mut enabled: Vec<Kind> = self
+            .kinds
+            .iter()
+            .copied()
+            .filter(|&k| {
+                let w = weight(k);
+                rng.below(w.saturating_add(mean)) < w
+            })
+            .collect();
         if enabled.is_empty() {
             enabled.push(self.kinds[rng.below(self.kinds.len() as u32) as usize]);
         }
+        let total: u32 = enabled.iter().map(|&k| weight(k)).fold(0u32, u32::saturating_add);
         let n = draw(&mut rng, (u64::from(self.faults.0), u64::from(self.faults.1)));
         (0..n)
             .map(|_| {
-                let kind = enabled[rng.below(enabled.len() as u32) as usize];
+                let kind = if guide.weights.is_empty() {
+                    enabled[rng.below(enabled.len() as u32) as usize]
+                } else {
+                    let mut at = rng.below(total);
+                    *enabled
+                        .iter()
+                        .find(|&&k| {
+                            let w = weight(k);
+                            if at < w {
+                                return true;
+                            }
+                            at -= w;
+                            false
+                        })
+                        .unwrap_or(&enabled[0])
+                };
                 let target = self.targets[rng.below(self.targets.len() as u32) as usize].clone();
                 let for_ms = draw(&mut rng, self.for_ms);
                 let at_ms = draw(&mut rng, self.at_ms);
@@ -260,6 +298,39 @@ impl Planned {
             _ => {}
         }
         t
+    }
+}
+
+/// Runs per batch of a guided exploration: the guide changes only between batches, so a run's
+/// schedule depends on the runs of earlier batches, never on `--jobs`.
+pub const GUIDE_BATCH: usize = 64;
+
+/// Weights that steer generation toward fault kinds whose (kind, client state) pairs are not
+/// reached yet. Empty: unguided.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Guide {
+    /// Per allowed kind, its weight (at least 1).
+    pub weights: Vec<(Kind, u32)>,
+}
+
+impl Guide {
+    /// The guide after `found`: a kind weighs `1 + 16 u / (1 + r / 64)`, where `u` is the
+    /// number of [`STATES`] not reached with it and `r` the runs that had it, so a kind with
+    /// pairs left is drawn more, and less as runs with it keep not reaching them (some pairs
+    /// cannot be reached: a latency fault does not end a session).
+    pub fn after(generator: &Generator, found: &Exploration) -> Guide {
+        let weights = generator
+            .kinds
+            .iter()
+            .map(|&k| {
+                let unreached =
+                    STATES.iter().filter(|s| !found.coverage.contains_key(&(k.name().to_owned(), **s))).count() as u64;
+                let runs = found.runs_with_kind.get(k.name()).copied().unwrap_or(0);
+                let w = 1 + 16 * unreached / (1 + runs / GUIDE_BATCH as u64);
+                (k, u32::try_from(w).unwrap_or(u32::MAX))
+            })
+            .collect();
+        Guide { weights }
     }
 }
 
@@ -498,30 +569,55 @@ pub struct Exploration {
     pub growth: Vec<(u64, usize)>,
 }
 
-/// Explores run indices `indices` of `envelope` under `seed` on `jobs` threads. The result
-/// does not depend on `jobs`.
-pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> Result<Exploration, FileError> {
+/// How an exploration runs.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// The generator's seed.
+    pub seed: u64,
+    /// Runs at once. The result does not depend on it.
+    pub jobs: usize,
+    /// Steer generation toward pairs not reached yet ([`Guide`]), batch by batch.
+    pub guided: bool,
+    /// Asked after each batch: `true` stops (the CLI's `--time`, on the wall clock, which this
+    /// crate never reads). How many runs that is depends on the machine; what they find is what
+    /// as many `--runs` find.
+    pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
+}
+
+impl std::fmt::Debug for Options<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("seed", &self.seed)
+            .field("jobs", &self.jobs)
+            .field("guided", &self.guided)
+            .field("stop", &self.stop.is_some())
+            .finish()
+    }
+}
+
+/// Per run: its kinds, its signatures, the pairs it reached, and its schedule only if it
+/// failed (a million clean runs keep no schedule).
+type Outcome = (Vec<Kind>, Vec<String>, Vec<(String, &'static str)>, Vec<Planned>);
+
+/// Runs `schedules` on `jobs` threads; the outcomes in their order.
+fn run_all(envelope: &Envelope, schedules: &[Vec<Planned>], jobs: usize) -> Result<Vec<Outcome>, FileError> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
-    // Per run: its kinds, its signatures, the pairs it reached, and its schedule only if it
-    // failed (a million clean runs keep no schedule).
-    type Outcome = Result<(Vec<Kind>, Vec<String>, Vec<(String, &'static str)>, Vec<Planned>), FileError>;
-    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; indices.len()]);
+    let results: Mutex<Vec<Option<Result<Outcome, FileError>>>> = Mutex::new(vec![None; schedules.len()]);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, indices.len().max(1)) {
+        for _ in 0..jobs.clamp(1, schedules.len().max(1)) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&run) = indices.get(i) else { return };
-                    let schedule = envelope.generator.schedule(seed, run);
-                    let outcome = envelope.run_results(&schedule).map(|runs| {
+                    let Some(schedule) = schedules.get(i) else { return };
+                    let outcome = envelope.run_results(schedule).map(|runs| {
                         let sigs: Vec<String> = runs.iter().flat_map(signatures).collect();
                         let pairs = runs.iter().flat_map(coverage).collect::<std::collections::BTreeSet<_>>();
                         let mut kinds: Vec<Kind> = schedule.iter().map(|p| p.kind).collect();
                         kinds.sort();
                         kinds.dedup();
-                        let kept = if sigs.is_empty() { Vec::new() } else { schedule };
+                        let kept = if sigs.is_empty() { Vec::new() } else { schedule.clone() };
                         (kinds, sigs, pairs.into_iter().collect(), kept)
                     });
                     results.lock().expect("results lock")[i] = Some(outcome);
@@ -529,6 +625,19 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
             });
         }
     });
+    results.into_inner().expect("results lock").into_iter().flatten().collect()
+}
+
+/// The guide for the next batch after `found`: none for the first batch (so the first
+/// [`GUIDE_BATCH`] runs are the unguided ones) or when not guided.
+fn guide_after(envelope: &Envelope, found: &Exploration, guided: bool) -> Guide {
+    if guided && found.runs > 0 { Guide::after(&envelope.generator, found) } else { Guide::default() }
+}
+
+/// Explores run indices `indices` of `envelope`, in batches of [`GUIDE_BATCH`] (the guide is
+/// renewed between batches, and `stop` is asked there). The result does not depend on
+/// `jobs`.
+pub fn explore(envelope: &Envelope, indices: &[u64], options: Options<'_>) -> Result<Exploration, FileError> {
     let mut found = Exploration {
         runs: 0,
         clean: 0,
@@ -538,35 +647,61 @@ pub fn explore(envelope: &Envelope, seed: u64, indices: &[u64], jobs: usize) -> 
         growth: Vec::new(),
     };
     let mut next_mark = 1u64;
-    for (&run, outcome) in indices.iter().zip(results.into_inner().expect("results lock")) {
-        let Some(outcome) = outcome else { continue };
-        let (kinds, sigs, pairs, schedule) = outcome?;
-        found.runs += 1;
-        for pair in pairs {
-            *found.coverage.entry(pair).or_insert(0) += 1;
+    for batch in indices.chunks(GUIDE_BATCH) {
+        // At least one batch, however short the time.
+        if found.runs > 0 && options.stop.is_some_and(|stop| stop()) {
+            break;
         }
-        if found.runs == next_mark {
-            found.growth.push((found.runs, found.coverage.len()));
-            next_mark = next_mark.saturating_mul(10);
-        }
-        found.clean += u64::from(sigs.is_empty());
-        for k in kinds {
-            *found.runs_with_kind.entry(k.name()).or_insert(0) += 1;
-        }
-        for s in sigs {
-            let f = found.findings.entry(s.clone()).or_insert_with(|| Finding {
-                signature: s,
-                count: 0,
-                first_run: run,
-                schedule: schedule.clone(),
-            });
-            f.count += 1;
+        let guide = guide_after(envelope, &found, options.guided);
+        let schedules: Vec<Vec<Planned>> =
+            batch.iter().map(|&run| envelope.generator.schedule_with(options.seed, run, &guide)).collect();
+        for (&run, (kinds, sigs, pairs, schedule)) in batch.iter().zip(run_all(envelope, &schedules, options.jobs)?) {
+            found.runs += 1;
+            for pair in pairs {
+                *found.coverage.entry(pair).or_insert(0) += 1;
+            }
+            if found.runs == next_mark {
+                found.growth.push((found.runs, found.coverage.len()));
+                next_mark = next_mark.saturating_mul(10);
+            }
+            found.clean += u64::from(sigs.is_empty());
+            for k in kinds {
+                *found.runs_with_kind.entry(k.name()).or_insert(0) += 1;
+            }
+            for s in sigs {
+                let f = found.findings.entry(s.clone()).or_insert_with(|| Finding {
+                    signature: s,
+                    count: 0,
+                    first_run: run,
+                    schedule: schedule.clone(),
+                });
+                f.count += 1;
+            }
         }
     }
     if found.growth.last().is_none_or(|(runs, _)| *runs != found.runs) {
         found.growth.push((found.runs, found.coverage.len()));
     }
     Ok(found)
+}
+
+/// The schedule of `indices[position]` in an exploration of `indices` with `options`: guided,
+/// it reruns the batches before the run's to rebuild the guide.
+pub fn schedule_at(
+    envelope: &Envelope,
+    indices: &[u64],
+    position: usize,
+    options: Options<'_>,
+) -> Result<Option<Vec<Planned>>, FileError> {
+    let Some(&run) = indices.get(position) else { return Ok(None) };
+    let guide = if options.guided && position >= GUIDE_BATCH {
+        let before = position / GUIDE_BATCH * GUIDE_BATCH;
+        let found = explore(envelope, &indices[..before], Options { stop: None, ..options })?;
+        guide_after(envelope, &found, true)
+    } else {
+        Guide::default()
+    };
+    Ok(Some(envelope.generator.schedule_with(options.seed, run, &guide)))
 }
 
 /// A run's load: Poisson arrivals per second or closed-loop callers.

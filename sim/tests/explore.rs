@@ -1,7 +1,7 @@
 //! `explore`: generated schedules find deliberately broken clients, shrink what they find to a
 //! scenario that fails the same way, and find nothing in a correct client.
 
-use gauntlet_sim::explore::{self, Envelope};
+use gauntlet_sim::explore::{self, Envelope, Kind};
 use gauntlet_sim::scenario::Sabotage;
 
 fn envelope(name: &str) -> Envelope {
@@ -10,10 +10,14 @@ fn envelope(name: &str) -> Envelope {
     Envelope::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Explores the first `runs` runs of `envelope` under its seed, on `jobs` threads.
+/// Explores the first `runs` runs of `envelope` under its seed, on `jobs` threads, guided.
 fn run(envelope: &Envelope, runs: u64, jobs: usize) -> explore::Exploration {
     let indices: Vec<u64> = (0..runs).collect();
-    explore::explore(envelope, envelope.scenario.scenario.seed, &indices, jobs).unwrap_or_else(|e| panic!("{e}"))
+    explore::explore(envelope, &indices, options(envelope, jobs)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn options(envelope: &Envelope, jobs: usize) -> explore::Options<'static> {
+    explore::Options { seed: envelope.scenario.scenario.seed, jobs, guided: true, stop: None }
 }
 
 /// Explores `name` with `sabotage` for 24 runs: the finding whose signature starts with `kind`
@@ -106,6 +110,54 @@ fn the_same_seed_finds_the_same_things_whatever_the_jobs() {
     let two = run(&env, 12, 2);
     assert_eq!(one, two);
     assert!(!one.findings.is_empty(), "a comparison of two empty results would prove nothing");
+}
+
+#[test]
+fn guidance_draws_the_kinds_with_pairs_left_more_often() {
+    let env = envelope("replicas");
+    let g = &env.generator;
+    // Crash has reached every state in 640 runs; partition none in as many.
+    let mut found = run(&env, 0, 1);
+    for state in explore::STATES {
+        found.coverage.insert(("crash".to_owned(), state), 1);
+    }
+    found.runs = 640;
+    found.runs_with_kind.insert("crash", 640);
+    found.runs_with_kind.insert("partition", 640);
+    let guide = explore::Guide::after(g, &found);
+    let weight = |k: Kind| guide.weights.iter().find(|(x, _)| *x == k).map(|&(_, w)| w);
+    assert_eq!(weight(Kind::Crash), Some(1), "nothing left to reach");
+    let partition = weight(Kind::Partition).expect("allowed");
+    let hold = weight(Kind::Hold).expect("allowed");
+    assert!(1 < partition && partition < hold, "left pairs weigh, less after many runs: {guide:?}");
+    // Drawn: the heavy kinds take a larger share of the faults than they do unguided.
+    let share = |guide: &explore::Guide, kind: Kind| {
+        let faults: Vec<Kind> = (0..400).flat_map(|r| g.schedule_with(9, r, guide)).map(|p| p.kind).collect();
+        faults.iter().filter(|&&k| k == kind).count() as f64 / faults.len() as f64
+    };
+    let none = explore::Guide::default();
+    assert!(share(&guide, Kind::Crash) < share(&none, Kind::Crash) / 2.0, "{guide:?}");
+    assert!(share(&guide, Kind::Hold) > share(&none, Kind::Hold), "{guide:?}");
+    // An empty guide is the unguided draw.
+    assert_eq!(g.schedule_with(9, 3, &none), g.schedule(9, 3));
+}
+
+#[test]
+fn a_guided_exploration_is_the_same_for_any_jobs_and_a_printed_run_is_the_run_made() {
+    let env = envelope("payments");
+    // 70 runs: the last 6 are drawn under the guide of the first 64.
+    let (one, two) = (run(&env, 70, 1), run(&env, 70, 2));
+    assert_eq!(one, two);
+    // A printed run is drawn under the guide of the batches before it.
+    let guide = explore::Guide::after(&env.generator, &run(&env, 64, 2));
+    let seed = env.scenario.scenario.seed;
+    let indices: Vec<u64> = (0..70).collect();
+    let printed = explore::schedule_at(&env, &indices, 66, options(&env, 1)).expect("runs").expect("a run");
+    assert_eq!(printed, env.generator.schedule_with(seed, 66, &guide));
+    assert!((64..70).any(|i| env.generator.schedule_with(seed, i, &guide) != env.generator.schedule(seed, i)));
+    // Before the first batch ends, there is no guide yet.
+    let first = explore::schedule_at(&env, &indices, 5, options(&env, 2)).expect("runs").expect("a run");
+    assert_eq!(first, env.generator.schedule(seed, 5));
 }
 
 #[test]

@@ -55,7 +55,16 @@ fn a_correct_client_passes_and_a_printed_run_is_a_scenario_file() {
     let o = gauntlet(&["explore", "envelopes/tiers.toml", "--runs", "4", "--out", out.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(0), "{}{}", printed(&o.stdout), printed(&o.stderr));
     assert!(printed(&o.stdout).contains("runs: 4, clean: 4, findings: 0"), "{}", printed(&o.stdout));
-    assert!(!out.exists(), "nothing found, nothing written");
+    // Nothing found: only the summary is written (so shards merge), with no finding.
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .expect("the out directory")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["exploration.json"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("exploration.json")).expect("read")).expect("JSON");
+    assert_eq!(summary["runs"], 4);
+    assert_eq!(summary["findings"], serde_json::json!([]));
     // A run's schedule, printed, validates as a scenario.
     let printed_run = gauntlet(&["explore", "envelopes/tiers.toml", "--print-run", "3"]);
     assert_eq!(printed_run.status.code(), Some(0));
@@ -96,4 +105,71 @@ fn bad_envelopes_and_flags_are_bad_input_with_where() {
     let o = gauntlet(&["run", "envelopes/replicas.toml"]);
     assert_eq!(o.status.code(), Some(2), "an envelope is not a scenario");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shards_merge_into_the_unsharded_findings_and_a_missing_or_repeated_shard_is_named() {
+    let dirs: Vec<std::path::PathBuf> = ["all", "s1", "s2"].iter().map(|n| scratch(&format!("merge-{n}"))).collect();
+    let explore = |dir: &std::path::Path, shard: Option<&str>| {
+        let mut args = vec![
+            "explore",
+            "envelopes/replicas.toml",
+            "--runs",
+            "6",
+            "--sabotage",
+            "ignore-breaker",
+            "--out",
+            dir.to_str().expect("utf-8"),
+        ];
+        if let Some(s) = shard {
+            args.extend(["--shard", s]);
+        }
+        gauntlet(&args)
+    };
+    let all = explore(&dirs[0], None);
+    assert_eq!(all.status.code(), Some(1), "{}", printed(&all.stderr));
+    // A shard exits 1 if it found something, 0 if not; each writes its summary.
+    for (dir, shard) in [(&dirs[1], "1/2"), (&dirs[2], "2/2")] {
+        let o = explore(dir, Some(shard));
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", printed(&o.stderr));
+    }
+    // The finding lines of a summary: signature, runs and first run.
+    let findings = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(" runs (first: run "))
+            .map(|l| {
+                l.split(" runs (first: run ").next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
+            })
+            .collect()
+    };
+    let arg = |d: &std::path::PathBuf| d.to_str().expect("utf-8").to_owned();
+    let merged = gauntlet(&["explore", "--merge", &arg(&dirs[1]), &arg(&dirs[2])]);
+    assert_eq!(merged.status.code(), Some(1), "{}{}", printed(&merged.stdout), printed(&merged.stderr));
+    let (whole, parts) = (printed(&all.stdout), printed(&merged.stdout));
+    assert!(!findings(&whole).is_empty());
+    assert_eq!(findings(&whole), findings(&parts), "{whole}\n{parts}");
+    assert!(parts.contains("runs: 6, clean:"), "{parts}");
+    // A missing shard, and one merged twice, are named.
+    let missing = gauntlet(&["explore", "--merge", &arg(&dirs[2])]);
+    assert!(printed(&missing.stdout).contains("shard 1/2 is missing"), "{}", printed(&missing.stdout));
+    assert_eq!(missing.status.code(), Some(1));
+    let twice = gauntlet(&["explore", "--merge", &arg(&dirs[1]), &arg(&dirs[1]), &arg(&dirs[2])]);
+    assert!(printed(&twice.stdout).contains("shard 1/2 is merged already"), "{}", printed(&twice.stdout));
+    for d in &dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn a_timed_exploration_makes_whole_batches_and_prints_the_runs_that_replay_it() {
+    let out = scratch("timed");
+    let o = gauntlet(&["explore", "envelopes/payments.toml", "--time", "1ms", "--out", out.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", printed(&o.stdout), printed(&o.stderr));
+    let text = printed(&o.stdout);
+    // However short the time, one whole batch.
+    assert!(text.contains("made 64 runs;") && text.contains("--runs 64`"), "{text}");
+    assert!(text.contains("runs: 64, clean: 64"), "{text}");
+    let bad = gauntlet(&["explore", "envelopes/payments.toml", "--time", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&out);
 }
