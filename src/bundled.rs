@@ -13,6 +13,7 @@ pub(crate) const BUNDLED: &[(&str, &str)] = &[
     ("scenarios/gray-failure.toml", include_str!("../scenarios/gray-failure.toml")),
     ("scenarios/latency-spike.toml", include_str!("../scenarios/latency-spike.toml")),
     ("scenarios/long-pause.toml", include_str!("../scenarios/long-pause.toml")),
+    ("scenarios/loss-on-every-replica.toml", include_str!("../scenarios/loss-on-every-replica.toml")),
     ("scenarios/maglev-affinity.toml", include_str!("../scenarios/maglev-affinity.toml")),
     ("scenarios/mixed-eras.toml", include_str!("../scenarios/mixed-eras.toml")),
     ("scenarios/one-way-partition.toml", include_str!("../scenarios/one-way-partition.toml")),

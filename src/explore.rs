@@ -107,8 +107,8 @@ fn coverage_table(out: &mut impl Write, kinds: &[String], summary: &Summary) -> 
 }
 
 /// Runs, kinds, coverage and findings, as `explore` and `--merge` print them.
-fn print_summary(out: &mut impl Write, kinds: &[String], summary: &Summary) -> std::io::Result<()> {
-    writeln!(out, "runs: {}, clean: {}, findings: {}", summary.runs, summary.clean, summary.findings.len())?;
+fn print_summary(out: &mut impl Write, kinds: &[String], summary: &Summary, findings: usize) -> std::io::Result<()> {
+    writeln!(out, "runs: {}, clean: {}, findings: {findings}", summary.runs, summary.clean)?;
     let per_kind: Vec<String> =
         kinds.iter().map(|k| format!("{k} {}", summary.runs_with_kind.get(k).copied().unwrap_or(0))).collect();
     writeln!(out, "runs with each kind: {}", per_kind.join(", "))?;
@@ -209,7 +209,7 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
     for ((kind, state), runs) in &found.coverage {
         summary.coverage.entry(kind.clone()).or_default().insert((*state).to_owned(), *runs);
     }
-    print_summary(out, &kinds, &summary)?;
+    print_summary(out, &kinds, &summary, found.findings.len())?;
     let mut lines = Vec::new();
     for (i, f) in found.findings.values().enumerate() {
         let shrunk = explore::shrink(&envelope, &f.schedule, &f.signature).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -340,7 +340,7 @@ fn merge(dirs: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
     for p in &problems {
         writeln!(out, "{p}")?;
     }
-    print_summary(out, &m.kinds, &m)?;
+    print_summary(out, &m.kinds, &m, m.findings.len())?;
     for f in &m.findings {
         writeln!(
             out,

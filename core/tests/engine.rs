@@ -151,6 +151,40 @@ fn a_failure_while_a_hedge_is_in_flight_waits_for_it() {
 }
 
 #[test]
+fn a_new_session_half_opens_a_breaker_the_old_one_tripped_and_its_probes_close_it() {
+    let mut policy = Policy::default();
+    policy.breaker.consecutive_failures = Count::of(2);
+    let (mut engine, events) = fleet(policy, &[("g", 1, &[])]);
+    let mut calls: Vec<_> = (0..2).map(|_| engine.begin("g__search", None, None, at(0)).unwrap()).collect();
+    let attempts: Vec<_> = calls.iter_mut().map(|c| engine.pick(c, at(0)).unwrap()).collect();
+    let _ = engine.finish(&mut calls[0], attempts[0], Outcome::Transport, true, at(1));
+    let _ = engine.finish(&mut calls[1], attempts[1], Outcome::Transport, true, at(1));
+    engine.link(ServerId(0), false, at(1));
+    assert_eq!(engine.breaker(ServerId(0)).phase(), Phase::Open);
+    // A health check or a repeated link-up of the same session changes nothing; a new one does.
+    engine.link(ServerId(0), false, at(50));
+    assert_eq!(engine.breaker(ServerId(0)).phase(), Phase::Open);
+    engine.link(ServerId(0), true, at(100));
+    assert_eq!(engine.breaker(ServerId(0)).phase(), Phase::HalfOpen, "long before the 5 s open time");
+    let breaker: Vec<_> =
+        events.lock().unwrap().iter().filter(|e| matches!(e, Event::Breaker { .. })).copied().collect();
+    assert_eq!(
+        breaker,
+        [
+            Event::Breaker { server: ServerId(0), from: Phase::Closed, to: Phase::Open },
+            Event::Breaker { server: ServerId(0), from: Phase::Open, to: Phase::HalfOpen },
+        ]
+    );
+    // Two successful probes close it.
+    for t in [101, 102] {
+        let mut call = engine.begin("g__search", None, None, at(t)).unwrap();
+        let a = engine.pick(&mut call, at(t)).expect("a probe is admitted");
+        assert_eq!(engine.finish(&mut call, a, Outcome::Success, true, at(t)), Next::Done);
+    }
+    assert_eq!(engine.breaker(ServerId(0)).phase(), Phase::Closed);
+}
+
+#[test]
 fn a_stale_permit_after_a_breaker_transition_cannot_flip_its_state() {
     let mut policy = Policy::default();
     policy.breaker.consecutive_failures = Count::of(2);

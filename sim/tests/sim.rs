@@ -371,9 +371,22 @@ fn the_client_recovers_within_the_bound_after_the_last_fault_heals() {
 }
 
 #[test]
-fn the_liveness_checker_catches_a_client_whose_breaker_never_lets_the_server_back() {
+fn a_new_session_lets_a_partitioned_server_back_whatever_its_breaker_s_open_time() {
     let stuck = policy("call_timeout = \"300ms\"\nbreaker = { open_for = \"1h\", max_open_for = \"1h\" }");
     let r = run(&lone_server_partitioned(54, stuck)).expect("runs");
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let half_open = r.events.iter().position(|e| matches!(e.what, What::Breaker { to: Phase::HalfOpen, .. }));
+    let reconnected = r.events.iter().rposition(|e| e.what == What::Connected);
+    assert!(half_open.is_some() && reconnected.is_some_and(|c| c < half_open.unwrap_or(0)), "{:#?}", r.events);
+}
+
+#[test]
+fn the_liveness_checker_catches_a_client_whose_breaker_never_lets_the_server_back() {
+    // Errors, not a partition: the session stays up, so only the open time could end it.
+    let stuck = policy("call_timeout = \"300ms\"\nbreaker = { open_for = \"1h\", max_open_for = \"1h\" }");
+    let mut s = lone_server_partitioned(54, stuck);
+    s.faults[0].kind = FaultKind::Brownout(1.0);
+    let r = run(&s).expect("runs");
     assert!(
         r.violations.iter().any(|v| matches!(v, gauntlet_sim::Violation::NotRecovered { .. })),
         "the checker missed a client that never recovered: {:?}",

@@ -15,13 +15,13 @@ fn a_sabotaged_client_is_found_the_same_way_by_any_jobs_and_its_shrunk_file_fail
     let explore = |jobs: &str, out: &std::path::Path| {
         gauntlet(&[
             "explore",
-            "envelopes/replicas.toml",
+            "envelopes/payments.toml",
             "--runs",
             "6",
             "--jobs",
             jobs,
             "--sabotage",
-            "ignore-breaker",
+            "replay-unsafe",
             "--out",
             out.to_str().expect("a UTF-8 path"),
         ])
@@ -34,7 +34,7 @@ fn a_sabotaged_client_is_found_the_same_way_by_any_jobs_and_its_shrunk_file_fail
         printed(&o.stdout).lines().skip(1).collect::<Vec<_>>().join("\n").replace(dir.to_str().expect("utf-8"), "OUT")
     };
     assert_eq!(body(&a, &one), body(&b, &two));
-    assert!(printed(&a.stdout).contains("breaker-bypassed@p2c-peak-ewma"), "{}", printed(&a.stdout));
+    assert!(printed(&a.stdout).contains("duplicate-side-effect@p2c-peak-ewma"), "{}", printed(&a.stdout));
     let file = |dir: &std::path::Path| {
         std::fs::read_to_string(dir.join("finding-1.toml"))
             .expect("a finding file")
@@ -45,7 +45,7 @@ fn a_sabotaged_client_is_found_the_same_way_by_any_jobs_and_its_shrunk_file_fail
     let path = one.join("finding-1.toml");
     let run = gauntlet(&["run", path.to_str().expect("utf-8")]);
     assert_eq!(run.status.code(), Some(1), "{}", printed(&run.stdout));
-    assert!(printed(&run.stdout).contains("while its breaker was open"), "{}", printed(&run.stdout));
+    assert!(printed(&run.stdout).contains("to an unsafe tool took effect"), "{}", printed(&run.stdout));
     let _ = (std::fs::remove_dir_all(&one), std::fs::remove_dir_all(&two));
 }
 
@@ -113,11 +113,11 @@ fn shards_merge_into_the_unsharded_findings_and_a_missing_or_repeated_shard_is_n
     let explore = |dir: &std::path::Path, shard: Option<&str>| {
         let mut args = vec![
             "explore",
-            "envelopes/replicas.toml",
+            "envelopes/payments.toml",
             "--runs",
             "6",
             "--sabotage",
-            "ignore-breaker",
+            "replay-unsafe",
             "--out",
             dir.to_str().expect("utf-8"),
         ];

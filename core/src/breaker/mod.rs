@@ -370,6 +370,18 @@ impl Breaker {
         }
     }
 
+    /// An open breaker goes half-open at once: evidence that the server is back came from
+    /// elsewhere (a new session to it completed its handshake). Its probes decide, as after the
+    /// open time; a failed probe trips it again, for longer. Otherwise nothing changes.
+    pub fn half_open_now(&mut self, now: Time) -> Option<Transition> {
+        if !matches!(self.state, State::Open { .. }) {
+            return None;
+        }
+        let from = self.state;
+        self.enter(State::HalfOpen { since: now, admitted: 0, succeeded: 0 });
+        Some(Transition { from, to: self.state })
+    }
+
     /// Records the outcome of a permitted call that took `latency`, at `now`.
     #[inline]
     pub fn record(&mut self, permit: Permit, verdict: Verdict, latency: Duration, now: Time) -> Option<Transition> {
@@ -505,6 +517,22 @@ mod tests {
         // The third probe answers after the breaker closed: stale, ignored.
         assert_eq!(b.record(probes[2], Verdict::Failure, Duration::from_millis(2), at), None);
         assert_eq!(b.totals(at).calls, 0);
+    }
+
+    #[test]
+    fn only_an_open_breaker_half_opens_early_and_a_failed_probe_trips_it_for_longer() {
+        let mut b = Breaker::new(BreakerConfig::default(), Time::ZERO);
+        assert_eq!(b.half_open_now(ms(1)), None, "closed stays closed");
+        for i in 0..5 {
+            let _ = fail(&mut b, ms(i));
+        }
+        let t = b.half_open_now(ms(100)).expect("open goes half-open");
+        assert_eq!(t.to, State::HalfOpen { since: ms(100), admitted: 0, succeeded: 0 });
+        assert_eq!(b.half_open_now(ms(101)), None, "half-open stays half-open");
+        let probe = b.permit(ms(102)).unwrap();
+        let t = b.record(probe, Verdict::Failure, Duration::from_millis(1), ms(103)).unwrap();
+        // The second trip: open for twice `open_for`.
+        assert_eq!(t.to, State::Open { since: ms(103), until: ms(10_103), reason: TripReason::ProbeFailed });
     }
 
     #[test]

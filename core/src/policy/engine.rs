@@ -398,7 +398,7 @@ impl Engine {
     }
 
     /// A server's session became ready (`true`) or ended (`false`). A ready server starts
-    /// healthy; one with no session is unavailable.
+    /// healthy, and its breaker, if open, goes half-open; one with no session is unavailable.
     pub fn link(&mut self, id: ServerId, ready: bool, now: Time) {
         if ready {
             self.health[id.index()] = Health::new(self.policy.health_config(), now, &mut self.health_rng);
@@ -407,6 +407,11 @@ impl Engine {
         if self.connected[id.index()] != ready {
             self.connected[id.index()] = ready;
             self.emit(if ready { Event::Connected { server: id } } else { Event::Disconnected { server: id } });
+            // A breaker opened by the session that ended need not wait out its open time: the new
+            // session's handshake is evidence, and half-open probes check it.
+            if ready && let Some(t) = self.breakers[id.index()].half_open_now(now) {
+                self.on_breaker(id, t, now);
+            }
         }
     }
 
