@@ -220,7 +220,7 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
         let scaled = if scaled.is_empty() { String::new() } else { format!("\nScaled down: {}.", scaled.join(", ")) };
         let note = format!(
             "Found by `gauntlet explore {name} --seed {seed} --runs {runs}{shard_flag}{guide_flag}{sabotage_flag}` \
-             (run {}, {} faults), shrunk in {} runs to {} fault(s).{scaled}\n\
+             (run {}, {} fault(s)), shrunk in {} runs to {} fault(s).{scaled}\n\
              It fails with: {}\nReproduce: gauntlet run {}",
             f.first_run,
             f.schedule.len(),

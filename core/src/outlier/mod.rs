@@ -286,6 +286,25 @@ mod tests {
     }
 
     #[test]
+    fn with_fewer_than_five_servers_the_default_factor_never_ejects_on_success_rate() {
+        // One server failing every call, the others none: it stands sqrt(n - 1) standard
+        // deviations below the mean, under the default 1.9 until n = 5.
+        for (n, ejects) in [(3u32, false), (4, false), (5, true)] {
+            let config = OutlierConfig { consecutive_failures: None, ..Default::default() };
+            let mut d = OutlierDetector::new(config, n as usize, Time::ZERO);
+            for id in 0..n {
+                for _ in 0..200 {
+                    let verdict = if id == 0 { Verdict::Failure } else { Verdict::Success };
+                    d.record(ServerId(id), verdict, Time::from_secs(1));
+                }
+            }
+            let mut out = Vec::new();
+            d.review(Time::from_secs(10), &mut out);
+            assert_eq!(!out.is_empty(), ejects, "{n} servers: {out:?}");
+        }
+    }
+
+    #[test]
     fn ejections_stop_at_the_maximum_fraction() {
         let mut d = OutlierDetector::new(OutlierConfig::default(), 3, Time::ZERO);
         assert!(fails(&mut d, 0, 5, Time::ZERO).is_some());
