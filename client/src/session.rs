@@ -70,7 +70,7 @@ pub struct Progress {
     pub progress: f64,
     /// The total, if known.
     pub total: Option<f64>,
-    /// A message, if any.
+    /// A message, if any (its first KiB).
     pub message: Option<String>,
 }
 
@@ -162,6 +162,10 @@ impl ClientHandler for Handler {
         _context: NotificationContext<RoleClient>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
         let key = (self.server, token_key(&params.progress_token));
+        if key.1.len() > 32 {
+            // Not a token rmcp issued (it issues integers): nothing to route, nothing to keep.
+            return std::future::ready(());
+        }
         // The server's message is untrusted: kept at most 1 KiB (a char boundary at or below).
         let message = params.message.map(|m| {
             let mut end = m.len().min(1_024);

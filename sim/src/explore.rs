@@ -317,7 +317,7 @@ impl Guide {
     /// The guide after `found`: a kind weighs `1 + 16 u / (1 + r / 64)`, where `u` is the
     /// number of [`STATES`] not reached with it and `r` the runs that had it, so a kind with
     /// pairs left is drawn more, and less as runs with it keep not reaching them (some pairs
-    /// cannot be reached: a latency fault does not end a session).
+    /// cannot be reached: the default outlier settings never eject among fewer than 5 servers).
     pub fn after(generator: &Generator, found: &Exploration) -> Guide {
         let weights = generator
             .kinds
@@ -350,8 +350,7 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Parses and checks an envelope. The `[explore]` table is written as one `[explore]`
-    /// section (not inline, not dotted keys).
+    /// Parses and checks an envelope (its `[explore]` table in any TOML form).
     pub fn parse(file: &str, text: &str) -> Result<Envelope, FileError> {
         let (scenario, generator) = crate::file::parse_envelope(file, text)?;
         let mut base: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| FileError {
