@@ -7,8 +7,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use gauntlet_core::balance::Strategy;
@@ -178,25 +176,15 @@ pub(crate) fn execute(files: &[ScenarioFile], units: &[Unit], jobs: usize) -> Ve
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<Option<Vec<RunResult>>>> = Mutex::new(vec![None; units.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, units.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(unit) = units.get(i) else { return };
-                    let f = &files[unit.file];
-                    bar.set_message(f.scenario.name.clone());
-                    let runs = run_unit(f, unit);
-                    bar.inc(runs.len() as u64);
-                    done.lock().expect("results lock")[i] = Some(runs);
-                }
-            });
-        }
+    let done = gauntlet_sim::parallel::map_ordered(units, jobs, |unit| {
+        let f = &files[unit.file];
+        bar.set_message(f.scenario.name.clone());
+        let runs = run_unit(f, unit);
+        bar.inc(runs.len() as u64);
+        runs
     });
     bar.finish_and_clear();
-    done.into_inner().expect("results lock").into_iter().flatten().flatten().collect()
+    done.into_iter().flatten().collect()
 }
 
 /// Prints each run's summary, digest, and for a failure what failed and how to replay it.

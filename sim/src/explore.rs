@@ -600,31 +600,19 @@ type Outcome = (Vec<Kind>, Vec<String>, Vec<(String, &'static str)>, Vec<Planned
 
 /// Runs `schedules` on `jobs` threads; the outcomes in their order.
 fn run_all(envelope: &Envelope, schedules: &[Vec<Planned>], jobs: usize) -> Result<Vec<Outcome>, FileError> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Outcome, FileError>>>> = Mutex::new(vec![None; schedules.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, schedules.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(schedule) = schedules.get(i) else { return };
-                    let outcome = envelope.run_results(schedule).map(|runs| {
-                        let sigs: Vec<String> = runs.iter().flat_map(signatures).collect();
-                        let pairs = runs.iter().flat_map(coverage).collect::<std::collections::BTreeSet<_>>();
-                        let mut kinds: Vec<Kind> = schedule.iter().map(|p| p.kind).collect();
-                        kinds.sort();
-                        kinds.dedup();
-                        let kept = if sigs.is_empty() { Vec::new() } else { schedule.clone() };
-                        (kinds, sigs, pairs.into_iter().collect(), kept)
-                    });
-                    results.lock().expect("results lock")[i] = Some(outcome);
-                }
-            });
-        }
-    });
-    results.into_inner().expect("results lock").into_iter().flatten().collect()
+    crate::parallel::map_ordered(schedules, jobs, |schedule| {
+        envelope.run_results(schedule).map(|runs| {
+            let sigs: Vec<String> = runs.iter().flat_map(signatures).collect();
+            let pairs = runs.iter().flat_map(coverage).collect::<std::collections::BTreeSet<_>>();
+            let mut kinds: Vec<Kind> = schedule.iter().map(|p| p.kind).collect();
+            kinds.sort();
+            kinds.dedup();
+            let kept = if sigs.is_empty() { Vec::new() } else { schedule.clone() };
+            (kinds, sigs, pairs.into_iter().collect(), kept)
+        })
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The guide for the next batch after `found`: none for the first batch (so the first

@@ -15,6 +15,7 @@ pub mod explore;
 mod faults;
 pub mod file;
 mod log;
+pub mod parallel;
 pub mod record;
 pub mod run;
 pub mod scenario;
