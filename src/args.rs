@@ -83,7 +83,8 @@ pub(crate) struct ExploreArgs {
     /// Write each shrunk finding as a scenario file into this directory.
     #[arg(long, default_value = "explore-out")]
     pub(crate) out: std::path::PathBuf,
-    /// Print run N's scenario file (its generated faults) and exit.
+    /// Print run N's scenario file (its generated faults) and exit. Guided, the runs before
+    /// N's batch are made again to draw it, with the same `--runs` and `--shard`.
     #[arg(long)]
     pub(crate) print_run: Option<u64>,
     /// Explore a deliberately broken client (`ignore-breaker`, `first-as-majority`,

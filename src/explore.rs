@@ -140,10 +140,12 @@ pub(crate) fn explore(args: &crate::args::ExploreArgs, out: &mut impl Write) -> 
         Some(t) => Some(humantime::parse_duration(t).map_err(|e| anyhow::anyhow!("--time {t}: {e}"))?),
         None => None,
     };
-    let runs = match (args.runs, time) {
-        (Some(n), _) => n,
-        (None, Some(_)) => MAX_RUNS,
-        (None, None) => DEFAULT_RUNS,
+    let runs = match (args.runs, time, args.print_run) {
+        (Some(n), _, _) => n,
+        (None, Some(_), _) => MAX_RUNS,
+        // A run's schedule depends only on the runs before it: printing run N needs N + 1.
+        (None, None, Some(run)) => run.saturating_add(1).max(DEFAULT_RUNS),
+        (None, None, None) => DEFAULT_RUNS,
     };
     if !(1..=MAX_RUNS).contains(&runs) {
         bail!("--runs must be in 1..={MAX_RUNS}");

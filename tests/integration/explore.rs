@@ -100,6 +100,10 @@ fn bad_envelopes_and_flags_are_bad_input_with_where() {
     }
     let o = gauntlet(&["explore", "envelopes/replicas.toml", "--sabotage", "nope"]);
     assert_eq!(o.status.code(), Some(2));
+    let o = gauntlet(&["explore", "envelopes/replicas.toml", "--runs", "10", "--print-run", "12"]);
+    assert_eq!(o.status.code(), Some(2), "run 12 is not one of 10 runs");
+    let o = gauntlet(&["explore", "envelopes/replicas.toml", "--shard", "2/2", "--print-run", "4"]);
+    assert_eq!(o.status.code(), Some(2), "run 4 is shard 1/2's");
     let o = gauntlet(&["explore", "scenarios/steady-state.toml"]);
     assert_eq!(o.status.code(), Some(2), "a scenario without [explore] is not an envelope");
     let o = gauntlet(&["run", "envelopes/replicas.toml"]);
