@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 const MAX_RUNS: u64 = 1_000_000;
 /// Runs when neither `--runs` nor `--time` is given.
 const DEFAULT_RUNS: u64 = 200;
+/// The most missing shards a merge names (it counts them all).
+const MISSING_NAMED: usize = 10;
 /// The summary each exploration writes into its `--out` directory.
 const SUMMARY: &str = "exploration.json";
 
@@ -266,14 +268,17 @@ fn merge(dirs: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
     for dir in dirs {
         let path = dir.join(SUMMARY);
         let s: Summary = crate::report::parse(&path, &crate::report::read_bounded(&path)?)?;
-        let Some(m) = merged.as_mut() else {
-            let mut first = Summary { growth: Vec::new(), ..s };
-            for f in &mut first.findings {
-                f.files = f.files.iter().map(|x| dir.join(x).display().to_string()).collect();
-            }
-            merged = Some(first);
-            continue;
-        };
+        // The first names what is merged; every summary, the first too, is then added to it.
+        let m = merged.get_or_insert_with(|| Summary {
+            shards: Vec::new(),
+            runs: 0,
+            clean: 0,
+            runs_with_kind: BTreeMap::new(),
+            coverage: BTreeMap::new(),
+            growth: Vec::new(),
+            findings: Vec::new(),
+            ..s.clone()
+        });
         if (&s.envelope, s.seed, s.guided, &s.sabotage, &s.kinds)
             != (&m.envelope, m.seed, m.guided, &m.sabotage, &m.kinds)
         {
@@ -322,14 +327,21 @@ fn merge(dirs: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
     }
     let Some(mut m) = merged else { bail!("--merge needs at least one directory") };
     m.findings.sort_by(|a, b| a.signature.cmp(&b.signature));
-    // Shards of one split: every K of N present.
-    let split: BTreeMap<u64, Vec<u64>> =
-        m.shards.iter().filter_map(|s| shard_of(s)).fold(BTreeMap::new(), |mut acc, (k, n)| {
-            acc.entry(n).or_insert_with(Vec::new).push(k);
-            acc
-        });
+    // Shards of one split: every K of N present. N comes from a file: the missing are counted,
+    // and only the first few named, however large N is.
+    let mut split: BTreeMap<usize, std::collections::BTreeSet<usize>> = BTreeMap::new();
+    for (k, n) in m.shards.iter().filter_map(|s| crate::suite::parse_shard(s).ok()) {
+        split.entry(n).or_default().insert(k);
+    }
     for (n, ks) in &split {
-        problems.extend((1..=*n).filter(|k| !ks.contains(k)).map(|k| format!("shard {k}/{n} is missing")));
+        let missing = n - ks.len();
+        let named: Vec<String> =
+            (1..=*n).filter(|k| !ks.contains(k)).take(MISSING_NAMED).map(|k| format!("{k}/{n}")).collect();
+        if missing > named.len() {
+            problems.push(format!("{missing} shards of {n} are missing: {}, …", named.join(", ")));
+        } else {
+            problems.extend(named.iter().map(|k| format!("shard {k} is missing")));
+        }
     }
     writeln!(
         out,
@@ -360,10 +372,4 @@ fn merge(dirs: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
         return Err(crate::report::Incomplete(problems.len()).into());
     }
     Ok(())
-}
-
-/// `K/N` as numbers.
-fn shard_of(text: &str) -> Option<(u64, u64)> {
-    let (k, n) = text.split_once('/')?;
-    Some((k.parse().ok()?, n.parse().ok()?))
 }

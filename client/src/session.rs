@@ -94,16 +94,15 @@ pub(crate) struct ProgressTable {
 impl ProgressTable {
     /// Sends `key`'s progress to `sink` under the caller's `token`, starting with what came early.
     pub(crate) fn route(&mut self, key: (ServerId, String), token: String, sink: mpsc::UnboundedSender<Progress>) {
-        let mut kept = std::collections::VecDeque::with_capacity(self.early.len());
-        for (k, mut p) in self.early.drain(..) {
-            if k == key {
-                p.token.clone_from(&token);
-                let _ = sink.send(p);
-            } else {
-                kept.push_back((k, p));
+        // In place: a call with progress allocates nothing here for the others' notifications.
+        self.early.retain_mut(|(k, p)| {
+            if *k != key {
+                return true;
             }
-        }
-        self.early = kept;
+            let message = p.message.take();
+            let _ = sink.send(Progress { token: token.clone(), progress: p.progress, total: p.total, message });
+            false
+        });
         self.routes.insert(key, (token, sink));
     }
 

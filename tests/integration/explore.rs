@@ -159,6 +159,18 @@ fn shards_merge_into_the_unsharded_findings_and_a_missing_or_repeated_shard_is_n
     assert_eq!(missing.status.code(), Some(1));
     let twice = gauntlet(&["explore", "--merge", &arg(&dirs[1]), &arg(&dirs[1]), &arg(&dirs[2])]);
     assert!(printed(&twice.stdout).contains("shard 1/2 is merged already"), "{}", printed(&twice.stdout));
+    // A summary claiming a split into 2^64 - 1 shards: counted, a few named, at once.
+    let path = dirs[2].join("exploration.json");
+    let text = std::fs::read_to_string(&path).expect("read").replace("\"2/2\"", "\"2/18446744073709551615\"");
+    std::fs::write(&path, text).expect("write");
+    let huge = gauntlet(&["explore", "--merge", &arg(&dirs[2])]);
+    assert_eq!(huge.status.code(), Some(1), "{}", printed(&huge.stderr));
+    let said = printed(&huge.stdout);
+    assert!(
+        said.contains("18446744073709551614 shards of 18446744073709551615 are missing: 1/18446744073709551615,"),
+        "{said}"
+    );
+    assert!(said.lines().count() < 40, "{said}");
     for d in &dirs {
         let _ = std::fs::remove_dir_all(d);
     }
