@@ -60,6 +60,7 @@ pub mod rng;
 pub mod route;
 pub mod testing;
 pub mod time;
+pub mod workflow;
 
 pub use fleet::{Fleet, FleetView, LatencyConfig, ServerId, ServerSpec};
 pub use rng::SeededRng;

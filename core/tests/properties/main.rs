@@ -9,3 +9,4 @@ mod fleets;
 mod outlier;
 mod policy;
 mod retry;
+mod workflow;
