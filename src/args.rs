@@ -49,6 +49,39 @@ pub(crate) enum Command {
     /// Run an envelope (a scenario with an `[explore]` table) over generated fault schedules;
     /// shrink each failure found to a small scenario file. Exit 1 when something was found.
     Explore(ExploreArgs),
+    /// Workflows across real servers: `flow run FLOW.toml --config servers.json`.
+    #[command(subcommand)]
+    Flow(FlowCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlowCommand {
+    /// Run a workflow file against the servers of a config file, journaling its progress;
+    /// with `--resume JOURNAL`, continue the runs that journal left unfinished. Exit 0 when
+    /// every run completed, 1 when one was compensated, parked with a step of unknown outcome
+    /// or could not compensate, 2 on bad input.
+    Run(FlowRunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct FlowRunArgs {
+    /// The workflow file (see docs/workflows.md).
+    pub(crate) file: std::path::PathBuf,
+    /// The servers: an `mcpServers` JSON file (Claude Desktop, Cursor or VS Code style).
+    #[arg(long)]
+    pub(crate) config: std::path::PathBuf,
+    /// Where to journal the run (default: the workflow file with the extension `.journal`).
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) journal: Option<std::path::PathBuf>,
+    /// Continue every unfinished run in this journal instead of starting a new one.
+    #[arg(long)]
+    pub(crate) resume: Option<std::path::PathBuf>,
+    /// An input, `KEY=VALUE` (VALUE is JSON, or else a string), over the file's `[inputs]`.
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    pub(crate) inputs: Vec<String>,
+    /// How long to wait for the servers to connect before the first step (default 30s).
+    #[arg(long, default_value = "30s")]
+    pub(crate) ready_timeout: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -20,6 +20,7 @@ mod args;
 pub mod bench;
 mod bundled;
 mod explore;
+mod flow;
 pub mod harness;
 mod pick;
 mod probe;
@@ -152,6 +153,9 @@ pub fn main_with(registry: Registry) -> ExitCode {
         args::Command::Report(args) => report::report(&args, &mut out),
         args::Command::Diff(args) => report::diff(&args, &mut out),
         args::Command::Explore(args) => explore::explore(&args, &mut out),
+        args::Command::Flow(args::FlowCommand::Run(raw)) => {
+            flow::Settings::try_from(raw).and_then(|settings| flow::run(settings, &mut out))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,7 +165,8 @@ pub fn main_with(registry: Registry) -> ExitCode {
                 || err.downcast_ref::<suite::Failed>().is_some()
                 || err.downcast_ref::<report::Incomplete>().is_some()
                 || err.downcast_ref::<report::Regressed>().is_some()
-                || err.downcast_ref::<explore::Found>().is_some();
+                || err.downcast_ref::<explore::Found>().is_some()
+                || err.downcast_ref::<flow::Unfinished>().is_some();
             let _ = writeln!(std::io::stderr(), "{}: {err:#}", if failed { "failed" } else { "error" });
             ExitCode::from(if failed { EXIT_FAILED } else { EXIT_BAD_INPUT })
         }

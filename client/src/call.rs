@@ -19,6 +19,7 @@ use std::task::Poll;
 use gauntlet_core::cache::CacheKey;
 use gauntlet_core::outcome::Outcome;
 use gauntlet_core::policy::{Attempt, Call, Hedge, Next};
+use gauntlet_core::workflow::IDEMPOTENCY_META;
 use gauntlet_core::{ServerId, Time};
 use rmcp::model::{CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, JsonObject, ServerResult};
 use rmcp::service::{PeerRequestOptions, ServiceError};
@@ -272,7 +273,12 @@ async fn send(
     let Some(session) = up.session() else { return (Outcome::Transport, false, None) };
     let Some((seq, dead)) = session.in_flight.register(replayable) else { return (Outcome::Transport, false, None) };
     let _registration = Registration { session: &session, seq };
-    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments.clone());
+    let mut params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments.clone());
+    if let Some(key) = &options.idempotency_key {
+        let mut meta = rmcp::model::MetaObject::default();
+        meta.0.insert(IDEMPOTENCY_META.to_owned(), Value::String(key.clone()));
+        params.meta = Some(rmcp::model::RequestMetaObject(meta));
+    }
     let mut progress = ProgressRoute { routes: &shared.progress, key: None };
     let call = async {
         // The request's handle gives the id to cancel and the token progress comes under; a

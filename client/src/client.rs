@@ -45,6 +45,11 @@ pub struct CallOptions {
     pub affinity: Option<u64>,
     /// Where to send the call's progress notifications, under the caller's token.
     pub progress: Option<(String, mpsc::UnboundedSender<Progress>)>,
+    /// An idempotency key, sent in the request's `_meta` under
+    /// [`IDEMPOTENCY_META`](gauntlet_core::workflow::IDEMPOTENCY_META) with every attempt
+    /// (retries and hedges carry the same key), so a server that deduplicates by it applies the
+    /// call once.
+    pub idempotency_key: Option<String>,
 }
 
 /// A logical call that succeeded (the tool may still have answered `isError: true`).
@@ -278,6 +283,13 @@ impl MultiServerClient {
                 replayable: kind.is_replayable(),
             })
             .collect()
+    }
+
+    /// Whether the client may replay calls of the exposed tool `tool` (trusted read-only or
+    /// idempotent); `None` when no such tool is exposed.
+    pub fn replayable(&self, tool: &str) -> Option<bool> {
+        let engine = self.shared.engine();
+        engine.routes().find(|(r, _)| r.exposed == tool).map(|(_, kind)| kind.is_replayable())
     }
 
     /// Tools left out of the catalog, with reasons (names escaped).

@@ -22,6 +22,7 @@ mod call;
 mod client;
 pub mod config;
 mod fanout;
+pub mod flow;
 mod http;
 mod session;
 mod shared;

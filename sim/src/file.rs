@@ -334,22 +334,22 @@ struct RawServerExpect {
 
 /// A step of a path into the document: a key or an array index.
 #[derive(Clone, Copy)]
-enum Seg<'a> {
+pub(crate) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
 
-use Seg::{Index, Key};
+pub(crate) use Seg::{Index, Key};
 
 /// Finds where a path's value is written, to point errors at it.
-struct Locator<'a> {
+pub(crate) struct Locator<'a> {
     file: &'a str,
     text: &'a str,
     root: Option<toml::Spanned<toml::de::DeTable<'a>>>,
 }
 
 impl<'a> Locator<'a> {
-    fn new(file: &'a str, text: &'a str) -> Locator<'a> {
+    pub(crate) fn new(file: &'a str, text: &'a str) -> Locator<'a> {
         Locator { file, text, root: toml::de::DeTable::parse(text).ok() }
     }
 
@@ -374,18 +374,18 @@ impl<'a> Locator<'a> {
         (line, col)
     }
 
-    fn error_at(&self, offset: usize, message: String, hint: Option<String>) -> FileError {
+    pub(crate) fn error_at(&self, offset: usize, message: String, hint: Option<String>) -> FileError {
         let (line, col) = self.position(offset);
         FileError { file: self.file.to_owned(), line, col, message, hint }
     }
 
     /// An error at `path`'s value (at the start of the file if the path is not written).
-    fn at(&self, path: &[Seg<'_>], message: impl Into<String>) -> FileError {
+    pub(crate) fn at(&self, path: &[Seg<'_>], message: impl Into<String>) -> FileError {
         let offset = self.span(path).map_or(0, |s| s.start);
         self.error_at(offset, message.into(), None)
     }
 
-    fn hint(&self, path: &[Seg<'_>], message: impl Into<String>, hint: impl Into<String>) -> FileError {
+    pub(crate) fn hint(&self, path: &[Seg<'_>], message: impl Into<String>, hint: impl Into<String>) -> FileError {
         let mut e = self.at(path, message);
         e.hint = Some(hint.into());
         e
@@ -467,7 +467,7 @@ fn moved_key(loc: &Locator<'_>) -> Option<FileError> {
     ))
 }
 
-fn dur(loc: &Locator<'_>, path: &[Seg<'_>], text: &str) -> Result<Duration, FileError> {
+pub(crate) fn dur(loc: &Locator<'_>, path: &[Seg<'_>], text: &str) -> Result<Duration, FileError> {
     duration(text).map_err(|m| loc.hint(path, m, "durations are written like \"250ms\", \"5s\" or \"1m 30s\""))
 }
 

@@ -14,6 +14,7 @@ pub mod expect;
 pub mod explore;
 mod faults;
 pub mod file;
+pub mod flow_file;
 mod log;
 pub mod parallel;
 pub mod record;

@@ -16,19 +16,7 @@ use crate::support::GAUNTLET;
 const EVERYTHING: &str = "@modelcontextprotocol/server-everything@2026.8.31";
 
 fn installed() -> PathBuf {
-    let prefix = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/npm");
-    let entry = prefix.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    if !entry.exists() {
-        let status = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&prefix)
-            .arg(EVERYTHING)
-            .status()
-            .expect("npm must be installed to run this test (see .ci/run)");
-        assert!(status.success(), "npm could not install {EVERYTHING}");
-    }
-    assert!(entry.exists(), "{} is missing after npm install", entry.display());
-    entry
+    crate::support::npm_package(EVERYTHING, "@modelcontextprotocol/server-everything/dist/index.js")
 }
 
 /// Runs `gauntlet probe` on a config file written from `config`, with `args` after it.

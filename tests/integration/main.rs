@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod everything;
 mod explore;
+mod flow;
 mod harness;
 mod report;
 mod suite;

@@ -108,3 +108,22 @@ pub(crate) fn text(result: &rmcp::model::CallToolResult) -> String {
 
 /// Generous bound for "this must not hang" on a busy 2-core machine.
 pub(crate) const NO_HANG: Duration = Duration::from_secs(30);
+
+/// The entry file `entry` (under `node_modules`) of the npm package `spec` (`name@version`),
+/// installed into `target/npm` (where `.ci/run` installs it) if it is not there yet. A package
+/// that cannot be installed fails the test: it is never skipped.
+pub(crate) fn npm_package(spec: &str, entry: &str) -> std::path::PathBuf {
+    let prefix = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/npm");
+    let path = prefix.join("node_modules").join(entry);
+    if !path.exists() {
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg(spec)
+            .status()
+            .expect("npm must be installed to run this test (see .ci/run)");
+        assert!(status.success(), "npm could not install {spec}");
+    }
+    assert!(path.exists(), "{} is missing after npm install", path.display());
+    path
+}

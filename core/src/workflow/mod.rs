@@ -20,7 +20,12 @@ pub mod expr;
 pub mod progress;
 
 pub use definition::{
-    Builder, Call, CallSpec, DefinitionError, Fallback, FallbackSpec, Spec, Step, StepSpec, WhenSpec, Workflow,
+    Builder, Call, CallSpec, DEFAULT_PARALLEL, DefinitionError, Fallback, FallbackSpec, Spec, Step, StepSpec, WhenSpec,
+    Workflow,
 };
 pub use expr::{Condition, EvalError, Path, Scope, SyntaxError, Template, Test};
 pub use progress::{Progress, Record, ResumeError, Start, Status, StepFailure, StepState, reference};
+
+/// The `_meta` key under which a call's idempotency key travels. The MCP specification has no
+/// standard field, so it is a vendor key; a step's key is the same for every attempt of it.
+pub const IDEMPOTENCY_META: &str = "dev.gauntlet/idempotency-key";

@@ -379,6 +379,12 @@ impl<'w> Progress<'w> {
         self.state[i] = StepState::Unknown;
     }
 
+    /// Step `i`'s call was cancelled (another step failed): it did not run.
+    pub fn cancel(&mut self, i: usize) {
+        self.end_running(i);
+        self.state[i] = StepState::Ready;
+    }
+
     /// Whether nothing is running and nothing more will start.
     pub fn is_settled(&self) -> bool {
         self.running == 0 && (self.failed || self.unknown().next().is_some() || self.ready.is_empty())
