@@ -244,6 +244,39 @@ pub enum Violation {
         /// Violations not listed.
         count: u64,
     },
+    /// A workflow step's call to a truly unsafe tool took effect more than once.
+    WorkflowEffectTwice {
+        /// The workflow run.
+        run: u64,
+        /// The step.
+        step: String,
+        /// How many times it took effect.
+        times: u32,
+    },
+    /// A workflow that ended compensated left the effect of a step without its compensation.
+    NotCompensated {
+        /// The workflow run.
+        run: u64,
+        /// The step.
+        step: String,
+    },
+    /// A completed workflow's output differs from that of an uninterrupted run on the same
+    /// inputs (taking the same fallbacks).
+    WorkflowDiverged {
+        /// The workflow run.
+        run: u64,
+        /// Whether it was resumed from its journal after a crash.
+        resumed: bool,
+    },
+    /// A step's call reached a server before the result of a step it depends on existed.
+    DependencyBroken {
+        /// The workflow run.
+        run: u64,
+        /// The step.
+        step: String,
+        /// The dependency whose result did not exist yet.
+        dependency: String,
+    },
     /// The run could not complete (the simulation stopped it); why, for people.
     Stopped {
         /// The simulation's reason.
@@ -272,6 +305,20 @@ impl std::fmt::Display for Violation {
             }
             Violation::Shortfall { offered, issued } => {
                 write!(f, "the workload offered {offered} calls and issued {issued}")
+            }
+            Violation::WorkflowEffectTwice { run, step, times } => {
+                write!(f, "workflow run {run}: step `{step}` took effect {times} times")
+            }
+            Violation::NotCompensated { run, step } => {
+                write!(f, "workflow run {run} ended compensated but step `{step}`'s effect was not compensated")
+            }
+            Violation::WorkflowDiverged { run, resumed } => write!(
+                f,
+                "workflow run {run}{}: its output differs from an uninterrupted run's",
+                if *resumed { " (resumed after a crash)" } else { "" }
+            ),
+            Violation::DependencyBroken { run, step, dependency } => {
+                write!(f, "workflow run {run}: step `{step}` was sent before `{dependency}`'s result existed")
             }
             Violation::Unlisted { count } => write!(f, "{count} more violations of the per-call rules, not listed"),
             Violation::Stopped { reason } => write!(f, "the run stopped: {reason}"),

@@ -91,7 +91,9 @@ impl<'s> Faults<'s> {
         for fault in &scenario.faults {
             let begin = offset.saturating_add(fault.at);
             let end = begin.saturating_add(fault.duration);
-            for host in scenario.targets(&fault.target) {
+            // The client's host is a target of its own: only a crash reaches it (see `apply`).
+            let hosts = if fault.target == CLIENT { vec![CLIENT.to_owned()] } else { scenario.targets(&fault.target) };
+            for host in hosts {
                 scheduled.push(Scheduled { fault, host, begin, end, started: false, ended: false });
             }
         }
@@ -139,9 +141,18 @@ impl<'s> Faults<'s> {
         sim: &mut turmoil::Sim<'_>,
         knobs: &BTreeMap<String, Arc<Mutex<Knobs>>>,
         list_changed: &BTreeMap<String, Arc<tokio::sync::Notify>>,
+        client_down: &tokio::sync::watch::Sender<bool>,
     ) {
         for (host, before, after) in self.step(sim.elapsed()) {
             let h = host.as_str();
+            if h == CLIENT {
+                // The client's process is crashed and restarted by the workload's driver (it
+                // holds the client and its journal), told through this flag.
+                if before.crashed != after.crashed {
+                    client_down.send_replace(after.crashed);
+                }
+                continue;
+            }
             if (before.partitioned, before.one_way) != (after.partitioned, after.one_way) {
                 sim.repair(CLIENT, h);
                 if after.partitioned {

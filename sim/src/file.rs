@@ -172,6 +172,8 @@ struct RawFile {
     explore: Option<crate::explore::RawExplore>,
     /// A deliberately broken client (to check that checkers and the explorer catch it).
     sabotage: Option<String>,
+    /// A workflow workload's workflow (`docs/workflows.md`).
+    workflow: Option<crate::flow_file::RawFlow>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +223,7 @@ struct RawMatrix {
 #[serde(deny_unknown_fields)]
 struct RawWorkload {
     arrivals: RawArrivals,
+    #[serde(default)]
     mix: Vec<RawMix>,
     deadline: Option<String>,
     aggregate: Option<RawAggregate>,
@@ -518,7 +521,14 @@ fn check(loc: &Locator<'_>, raw: &RawFile) -> Result<ScenarioFile, FileError> {
     };
     client(loc, &raw.client, &fleet)?;
     let variants = variants(loc, raw, &fleet)?;
-    let mut scenario = Scenario::new(&raw.name, seed, duration, fleet, workload(loc, &raw.workload)?);
+    let mut scenario =
+        Scenario::new(&raw.name, seed, duration, fleet, workload(loc, &raw.workload, raw.workflow.is_some())?);
+    if let Some(flow) = &raw.workflow {
+        let flow = crate::flow_file::check_flow(loc, &[Key("workflow")], flow, Some(&raw.name))?;
+        // The recorder's one "tool": each call it records is a run of the workflow.
+        scenario.workload.mix = vec![(flow.workflow.name().to_owned(), 1)];
+        scenario.workflow = Some(crate::scenario::SimFlow(std::sync::Arc::new(flow)));
+    }
     scenario.tick = tick;
     scenario.policy = raw.client.clone();
     scenario.trusted = raw.trusted.unwrap_or(true);
@@ -909,8 +919,19 @@ fn policy_path(path: &str) -> Vec<Seg<'_>> {
     out
 }
 
-fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
+fn workload(loc: &Locator<'_>, w: &RawWorkload, workflow: bool) -> Result<Workload, FileError> {
     let at = |key| [Key("workload"), Key(key)];
+    if workflow {
+        let refused =
+            [("mix", !w.mix.is_empty()), ("aggregate", w.aggregate.is_some()), ("affinity", w.affinity.is_some())];
+        if let Some((key, _)) = refused.iter().find(|(_, set)| *set) {
+            return Err(loc.hint(
+                &at(key),
+                format!("a workflow workload has no `{key}`"),
+                "its steps name the tools; `arrivals` say how many runs start (`callers`: runs at once, `poisson`: runs per second)",
+            ));
+        }
+    }
     let arrivals = match (w.arrivals.poisson, w.arrivals.callers) {
         (Some(rate), None) => {
             if !(rate > 0.0 && rate <= 100_000.0) {
@@ -935,7 +956,7 @@ fn workload(loc: &Locator<'_>, w: &RawWorkload) -> Result<Workload, FileError> {
             ));
         }
     };
-    if w.mix.is_empty() {
+    if w.mix.is_empty() && !workflow {
         return Err(loc.at(&at("mix"), "the mix names no tool"));
     }
     if w.mix.len() > MAX_LIST {
@@ -1051,17 +1072,39 @@ fn check_mix(loc: &Locator<'_>, s: &Scenario) -> Result<(), FileError> {
         loc.hint(&[Key("client"), Key("namespacing")], e.to_string(), "namespacing = \"always\" never collides")
     })?;
     let exposed: Vec<String> = catalog.entries().map(|e| e.exposed.clone()).collect();
+    let hint = || {
+        if exposed.len() <= 8 {
+            format!("the client will expose {}", exposed.join(", "))
+        } else {
+            format!("with namespacing `{:?}`, names are like `{}`", s.policy.namespacing, exposed[0])
+        }
+    };
+    if let Some(flow) = &s.workflow {
+        for (i, step) in flow.0.workflow.steps().iter().enumerate() {
+            let fallback = match &step.fallback {
+                Some(gauntlet_core::workflow::Fallback::Call(c)) => Some(("fallback", &c.tool)),
+                _ => None,
+            };
+            let calls =
+                [Some(("tool", &step.call.tool)), fallback, step.compensate.as_ref().map(|c| ("compensate", &c.tool))];
+            for (key, tool) in calls.into_iter().flatten() {
+                if !exposed.contains(tool) {
+                    return Err(loc.hint(
+                        &[Key("workflow"), Key("step"), Index(i), Key(key)],
+                        format!("no server exposes `{tool}`"),
+                        hint(),
+                    ));
+                }
+            }
+        }
+        return Ok(());
+    }
     for (i, (tool, _)) in s.workload.mix.iter().enumerate() {
         if !exposed.contains(tool) {
-            let hint = if exposed.len() <= 8 {
-                format!("the client will expose {}", exposed.join(", "))
-            } else {
-                format!("with namespacing `{:?}`, names are like `{}`", s.policy.namespacing, exposed[0])
-            };
             return Err(loc.hint(
                 &[Key("workload"), Key("mix"), Index(i), Key("tool")],
                 format!("no server exposes `{tool}`"),
-                hint,
+                hint(),
             ));
         }
     }
@@ -1122,7 +1165,21 @@ fn faults(loc: &Locator<'_>, raw: &[RawFault], s: &Scenario) -> Result<Vec<Fault
         {
             return Err(loc.at(&at("target"), format!("`{fraction}` is not a fraction in (0, 1]")));
         }
-        let targets = s.targets(&f.target);
+        if f.target == crate::world::CLIENT {
+            // The client's host: only a crash reaches it, and only a workflow workload has a
+            // journal to resume from.
+            if kind != FaultKind::Crash {
+                return Err(loc.at(&at("kind"), "the client's host can only `crash` (or `restart`)"));
+            }
+            if s.workflow.is_none() {
+                return Err(loc.hint(
+                    &at("target"),
+                    "only a workflow workload survives a crash of the client's host",
+                    "add a `[workflow]`: its runs resume from the journal after the restart",
+                ));
+            }
+        }
+        let targets = if f.target == crate::world::CLIENT { vec![f.target.clone()] } else { s.targets(&f.target) };
         if targets.is_empty() {
             let groups: Vec<&str> = s.fleet.iter().map(|g| g.group.as_str()).collect();
             return Err(loc.hint(

@@ -10,11 +10,13 @@
 
 pub mod baseline;
 pub mod checkers;
+pub mod disk;
 pub mod expect;
 pub mod explore;
 mod faults;
 pub mod file;
 pub mod flow_file;
+mod flows;
 mod log;
 pub mod parallel;
 pub mod record;

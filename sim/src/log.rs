@@ -46,6 +46,10 @@ pub enum Failure {
     NoQuorum,
     /// Two answers each reached a low quorum (an aggregated call).
     Split,
+    /// A workflow run (a workflow workload's "call") ended without completing.
+    Workflow(gauntlet_core::workflow::Status),
+    /// A workflow run stopped because its journal failed.
+    Journal,
 }
 
 impl From<&CallError> for Failure {

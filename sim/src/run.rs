@@ -26,7 +26,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     let root = SeededRng::new(scenario.seed);
     let deadline = scenario.workload.deadline;
     let limit = CONNECT_GRACE + scenario.duration + deadline + Duration::from_secs(30);
-    let World { mut sim, receipts, answers, knobs, list_changed } = world(scenario, limit);
+    let World { mut sim, receipts, answers, flow_calls, knobs, list_changed } = world(scenario, limit);
 
     // The majority checker reads the servers' answers (the scenario's aggregation, not the one a
     // sabotaged client uses).
@@ -41,6 +41,10 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     let client_recorder = recorder.clone();
     let offered = Arc::new(Mutex::new(0u64));
     let client_offered = offered.clone();
+    let (client_down, down) = tokio::sync::watch::channel(false);
+    let runs: crate::flows::Runs = Arc::default();
+    let flow = scenario.workflow.as_ref().map(|f| f.0.clone());
+    let (sabotage, client_runs) = (scenario.sabotage, runs.clone());
     sim.client(CLIENT, async move {
         let origin = tokio::time::Instant::now();
         let events = client_recorder.clone();
@@ -48,6 +52,30 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
             let t = micros(tokio::time::Instant::now().saturating_duration_since(origin + CONNECT_GRACE));
             events.lock().expect("recorder").client_event(t, event);
         });
+        if let Some(flow) = flow {
+            // The first client connects within the grace; the runs start at the grace exactly.
+            let client =
+                Arc::new(MultiServerClient::start_observed(config.clone(), TurmoilConnector, Some(observer.clone())));
+            client.wait_ready(CONNECT_GRACE).await;
+            tokio::time::sleep_until(origin + CONNECT_GRACE).await;
+            let rig = crate::flows::Rig {
+                client,
+                config,
+                flow,
+                workload,
+                duration,
+                rng: workload_rng,
+                recorder: client_recorder,
+                observer,
+                down,
+                disk: crate::disk::SimDisk::new(),
+                sabotage,
+                runs: client_runs,
+            };
+            let n = crate::flows::drive(rig).await;
+            *client_offered.lock().expect("offered") = n;
+            return Ok(());
+        }
         let client = Arc::new(MultiServerClient::start_observed(config, TurmoilConnector, Some(observer)));
         client.wait_ready(CONNECT_GRACE).await;
         // The workload starts at the grace exactly, so that every time in the log and every
@@ -60,7 +88,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
 
     let mut faults = Faults::new(scenario, CONNECT_GRACE);
     loop {
-        faults.apply(&mut sim, &knobs, &list_changed);
+        faults.apply(&mut sim, &knobs, &list_changed, &client_down);
         if step(&mut sim, scenario)? {
             break;
         }
@@ -69,6 +97,11 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     drop(sim);
     let offered = *offered.lock().expect("offered");
     let receipts = receipts.lock().expect("receipts");
-    let report = recorder.lock().expect("recorder").finish(scenario, offered, faults.events, &receipts);
+    let mut report = recorder.lock().expect("recorder").finish(scenario, offered, faults.events, &receipts);
+    if let Some(flow) = &scenario.workflow {
+        let runs = runs.lock().expect("runs");
+        let calls = flow_calls.lock().expect("flow calls");
+        report.violations.extend(crate::flows::check(&flow.0, &runs, &calls));
+    }
     Ok(report)
 }

@@ -252,11 +252,25 @@ pub enum Sabotage {
     /// The client vouches for every tool of the workload as idempotent, so retries and hedges
     /// replay unsafe tools whose calls may have run.
     ReplayUnsafe,
+    /// A failed workflow ends `compensated` without running its compensations.
+    SkipCompensation,
+    /// Resuming a workflow forgets its journaled results and runs every step again.
+    RerunJournaled,
+    /// A workflow step counts as done as soon as its call is sent, so its dependents start
+    /// before its result exists.
+    AckOnSend,
 }
 
 impl Sabotage {
     /// Every sabotage, in order.
-    pub const ALL: [Sabotage; 3] = [Sabotage::IgnoreBreaker, Sabotage::FirstAsMajority, Sabotage::ReplayUnsafe];
+    pub const ALL: [Sabotage; 6] = [
+        Sabotage::IgnoreBreaker,
+        Sabotage::FirstAsMajority,
+        Sabotage::ReplayUnsafe,
+        Sabotage::SkipCompensation,
+        Sabotage::RerunJournaled,
+        Sabotage::AckOnSend,
+    ];
 
     /// As scenario files and `--sabotage` spell it.
     pub fn name(self) -> &'static str {
@@ -264,12 +278,26 @@ impl Sabotage {
             Sabotage::IgnoreBreaker => "ignore-breaker",
             Sabotage::FirstAsMajority => "first-as-majority",
             Sabotage::ReplayUnsafe => "replay-unsafe",
+            Sabotage::SkipCompensation => "skip-compensation",
+            Sabotage::RerunJournaled => "rerun-journaled",
+            Sabotage::AckOnSend => "ack-on-send",
         }
     }
 
     /// The sabotage called `name`.
     pub fn named(name: &str) -> Option<Sabotage> {
         Sabotage::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// A scenario's workflow (its `[workflow]` table), checked. Two are equal when their
+/// definitions (by digest) and inputs are.
+#[derive(Clone, Debug)]
+pub struct SimFlow(pub std::sync::Arc<crate::flow_file::FlowFile>);
+
+impl PartialEq for SimFlow {
+    fn eq(&self, other: &SimFlow) -> bool {
+        self.0.workflow.digest() == other.0.workflow.digest() && self.0.inputs == other.0.inputs
     }
 }
 
@@ -303,6 +331,9 @@ pub struct Scenario {
     pub recovery_bound: Duration,
     /// A deliberately broken client (tests of the checkers only).
     pub sabotage: Option<Sabotage>,
+    /// A workflow workload: each "call" of the workload is a run of this workflow (`None`: the
+    /// workload calls the tools of its mix).
+    pub workflow: Option<SimFlow>,
     /// Keep every call's record in the report ([`RunReport::calls`](crate::RunReport::calls)),
     /// for a test or an analysis of its own: memory then grows with the calls issued. Off by
     /// default, and never set by a scenario file: the figures do not need them.
@@ -326,6 +357,7 @@ impl Scenario {
             phases: Vec::new(),
             recovery_bound: Duration::from_secs(10),
             sabotage: None,
+            workflow: None,
             keep_calls: false,
         }
     }

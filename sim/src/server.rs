@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gauntlet_core::SeededRng;
+use gauntlet_core::workflow::IDEMPOTENCY_META;
 use std::borrow::Cow;
 
 use rmcp::model::{
@@ -73,6 +74,37 @@ impl ReceiptLog {
 /// not kept.
 pub(crate) type Answers = Arc<Mutex<BTreeMap<u64, Vec<(String, String)>>>>;
 
+/// What servers saw of workflow calls (calls carrying an idempotency key), by key: the truth
+/// the workflow checkers judge the client against.
+pub(crate) type FlowCalls = Arc<Mutex<FlowLog>>;
+
+/// One idempotency key's calls, as the servers saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyCalls {
+    /// When a call with it first arrived (simulated time since the simulation began).
+    pub(crate) received: Duration,
+    /// When one was first answered with a result.
+    pub(crate) answered: Option<Duration>,
+    /// How many times a server executed it (a truly unsafe tool's effect each time).
+    pub(crate) executed: u32,
+    /// Whether its tool is truly unsafe.
+    pub(crate) truly_unsafe: bool,
+}
+
+/// Workflow calls by idempotency key. A run's keys are bounded by its steps and their
+/// attempts, and the runs by the workload's limit on calls.
+#[derive(Debug, Default)]
+pub(crate) struct FlowLog {
+    pub(crate) keys: BTreeMap<String, KeyCalls>,
+}
+
+/// A simulated server's result for a workflow call: the tool and the arguments it was given,
+/// as structured content (and as its text). A pure function of the call, so a checker can say
+/// what an uninterrupted run's results are.
+pub(crate) fn flow_result(tool: &str, args: Option<&JsonObject>) -> CallToolResult {
+    CallToolResult::structured(json!({ "tool": tool, "args": args.cloned().unwrap_or_default() }))
+}
+
 /// A server just (re)started answers this many times slower, ramping down linearly to its
 /// normal service time over its group's warm-up.
 pub const COLD_FACTOR: f64 = 10.0;
@@ -128,6 +160,8 @@ pub(crate) struct SimServer {
     pub(crate) waiting: Arc<std::sync::atomic::AtomicU32>,
     /// Answers to aggregated calls.
     pub(crate) answers: Answers,
+    /// Workflow calls.
+    pub(crate) flow_calls: FlowCalls,
     /// Rung from the outer step loop when the tool list changed.
     pub(crate) list_changed: Arc<tokio::sync::Notify>,
     /// When the host last restarted (`None`: it never did; it was warm when the run began).
@@ -162,8 +196,17 @@ impl SimServer {
             .collect()
     }
 
-    async fn call(&self, request: CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
+    async fn call(&self, request: CallToolRequestParams, key: Option<String>) -> Result<CallToolResult, ErrorData> {
         use std::sync::atomic::Ordering;
+        if let Some(key) = &key {
+            let now = turmoil::sim_elapsed().unwrap_or_default();
+            self.flow_calls
+                .lock()
+                .expect("flow calls")
+                .keys
+                .entry(key.clone())
+                .or_insert(KeyCalls { received: now, ..KeyCalls::default() });
+        }
         let _slot = match self.group.capacity {
             None => None,
             Some(_) => match self.slots.clone().try_acquire_owned() {
@@ -200,6 +243,15 @@ impl SimServer {
             return Err(ErrorData::new(ErrorCode::INVALID_PARAMS, "no such tool", None));
         };
         let arguments = request.arguments.as_ref();
+        if let Some(key) = key {
+            let now = turmoil::sim_elapsed().unwrap_or_default();
+            let mut log = self.flow_calls.lock().expect("flow calls");
+            let k = log.keys.entry(key).or_default();
+            k.executed = k.executed.saturating_add(1);
+            k.truly_unsafe = tool.truly_unsafe;
+            k.answered.get_or_insert(now);
+            return Ok(flow_result(&tool.name, arguments));
+        }
         let call = arguments.and_then(|a| a.get("call")).and_then(Value::as_u64).unwrap_or(u64::MAX);
         if tool.truly_unsafe {
             self.receipts.lock().expect("receipts").record(call);
@@ -252,9 +304,10 @@ impl ServerHandler for SimServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(request).await.map(CallToolResponse::Complete)
+        let key = context.meta.0.get(IDEMPOTENCY_META).and_then(Value::as_str).map(str::to_owned);
+        self.call(request, key).await.map(CallToolResponse::Complete)
     }
 }
 

@@ -13,7 +13,7 @@ use gauntlet_core::policy::{BreakerMode, Period, Policy};
 
 use crate::log::SimError;
 use crate::scenario::{Sabotage, Scenario};
-use crate::server::{self, Answers, Knobs, PORT, Receipts, SimServer};
+use crate::server::{self, Answers, FlowCalls, Knobs, PORT, Receipts, SimServer};
 
 /// The client's host name.
 pub const CLIENT: &str = "client";
@@ -71,7 +71,10 @@ pub fn client_config(scenario: &Scenario) -> Config {
                 policy.tools.entry(tool.clone()).or_default().idempotent = Some(true);
             }
         }
-        Some(Sabotage::FirstAsMajority) | None => {}
+        Some(
+            Sabotage::FirstAsMajority | Sabotage::SkipCompensation | Sabotage::RerunJournaled | Sabotage::AckOnSend,
+        )
+        | None => {}
     }
     let mut servers: Vec<ServerConfig> = scenario
         .servers()
@@ -101,6 +104,7 @@ pub(crate) struct World<'a> {
     pub(crate) sim: turmoil::Sim<'a>,
     pub(crate) receipts: Receipts,
     pub(crate) answers: Answers,
+    pub(crate) flow_calls: FlowCalls,
     pub(crate) knobs: BTreeMap<String, Arc<Mutex<Knobs>>>,
     pub(crate) list_changed: BTreeMap<String, Arc<tokio::sync::Notify>>,
 }
@@ -119,6 +123,7 @@ pub(crate) fn world<'a>(scenario: &Scenario, limit: Duration) -> World<'a> {
         .build();
     let receipts: Receipts = Arc::default();
     let answers: Answers = Arc::default();
+    let flow_calls: FlowCalls = Arc::default();
     let mut knobs = BTreeMap::new();
     let mut list_changed = BTreeMap::new();
     for (i, (name, group)) in scenario.servers().into_iter().enumerate() {
@@ -131,6 +136,7 @@ pub(crate) fn world<'a>(scenario: &Scenario, limit: Duration) -> World<'a> {
             slots: Arc::new(tokio::sync::Semaphore::new(group.capacity.unwrap_or(u32::MAX >> 3) as usize)),
             waiting: Arc::default(),
             answers: answers.clone(),
+            flow_calls: flow_calls.clone(),
             list_changed: Arc::default(),
             started: Arc::default(),
             booted: Arc::default(),
@@ -139,7 +145,7 @@ pub(crate) fn world<'a>(scenario: &Scenario, limit: Duration) -> World<'a> {
         list_changed.insert(name.clone(), server.list_changed.clone());
         sim.host(name.as_str(), move || server::serve(server.clone()));
     }
-    World { sim, receipts, answers, knobs, list_changed }
+    World { sim, receipts, answers, flow_calls, knobs, list_changed }
 }
 
 /// One turmoil step; `true` once every client host has finished. A failure names the seed.

@@ -118,6 +118,11 @@ pub struct FlowReport {
     pub steps: Vec<StepReport>,
     /// Whether it was resumed from a journal.
     pub resumed: bool,
+    /// Tool calls it made (steps, fallbacks and compensations; this process's only, when
+    /// resumed).
+    pub calls: u32,
+    /// Attempts those calls sent (retries and hedges included).
+    pub attempts: u32,
 }
 
 impl FlowReport {
@@ -194,7 +199,7 @@ pub async fn resume(
             Record::Ended { output, .. } => Some(output.clone()),
             _ => None,
         });
-        return Ok(report(&progress, run, status, output.flatten(), true));
+        return Ok(report(&progress, run, status, output.flatten(), true, &Tally::default()));
     }
     execute(client, progress, run, journal, options, true).await
 }
@@ -203,7 +208,29 @@ fn append(journal: &SharedJournal, run: u64, record: &Record, sync: bool) -> Res
     journal.lock().expect("journal").append(run, record, sync)
 }
 
-fn report(progress: &Progress<'_>, run: u64, status: Status, output: Option<Value>, resumed: bool) -> FlowReport {
+/// Calls and attempts of one run, counted as they end.
+#[derive(Debug, Default)]
+struct Tally {
+    calls: std::sync::atomic::AtomicU32,
+    attempts: std::sync::atomic::AtomicU32,
+}
+
+impl Tally {
+    fn add(&self, attempts: u32) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.calls.fetch_add(1, Relaxed);
+        self.attempts.fetch_add(attempts, Relaxed);
+    }
+}
+
+fn report(
+    progress: &Progress<'_>,
+    run: u64,
+    status: Status,
+    output: Option<Value>,
+    resumed: bool,
+    tally: &Tally,
+) -> FlowReport {
     let steps = progress
         .workflow()
         .steps()
@@ -211,7 +238,9 @@ fn report(progress: &Progress<'_>, run: u64, status: Status, output: Option<Valu
         .enumerate()
         .map(|(i, s)| StepReport { name: s.name.clone(), state: progress.state(i), fallback: progress.fell_back(i) })
         .collect();
-    FlowReport { run, status, output, steps, resumed }
+    let calls = tally.calls.load(std::sync::atomic::Ordering::Relaxed);
+    let attempts = tally.attempts.load(std::sync::atomic::Ordering::Relaxed);
+    FlowReport { run, status, output, steps, resumed, calls, attempts }
 }
 
 /// How a step's call (and its fallback) ended.
@@ -235,6 +264,7 @@ enum CallEnd {
 /// the client may replay the tool or the call was never sent.
 async fn call(
     client: &MultiServerClient,
+    tally: &Tally,
     call: &Call,
     args: Value,
     key: String,
@@ -248,7 +278,13 @@ async fn call(
     let mut left = retries;
     loop {
         let options = CallOptions { deadline, idempotency_key: Some(key.clone()), ..CallOptions::default() };
-        let end = match client.call_tool_with(&call.tool, args.clone(), options).await {
+        let result = client.call_tool_with(&call.tool, args.clone(), options).await;
+        tally.add(match &result {
+            Ok(r) => r.attempts,
+            Err(CallError::Failed { attempts, .. }) => *attempts,
+            Err(_) => 0,
+        });
+        let end = match result {
             Ok(r) if r.result.is_error == Some(true) => CallEnd::Failed(StepFailure::ToolError),
             Ok(r) => return CallEnd::Answered(step_value(&r.result)),
             Err(CallError::UnknownTool(_) | CallError::NoServer { .. } | CallError::Aggregate(_)) => {
@@ -261,7 +297,7 @@ async fn call(
                 }
                 Outcome::Success | Outcome::Timeout | Outcome::Transport | Outcome::Malformed | Outcome::Cancelled => {
                     if replayable {
-                        CallEnd::Failed(StepFailure::CallFailed)
+                        CallEnd::Failed(StepFailure::MayHaveRun)
                     } else {
                         CallEnd::Unknown
                     }
@@ -278,20 +314,21 @@ async fn call(
 /// A step: its call, then its fallback if the call failed (never if its outcome is unknown).
 async fn step(
     client: &MultiServerClient,
+    tally: &Tally,
     s: &Step,
     fallback: Option<(Fallback, Option<Value>)>,
     args: Value,
     run: u64,
 ) -> StepEnd {
     let (name, deadline, retries) = (s.name.as_str(), s.deadline, s.retries);
-    match call(client, &s.call, args, key(run, name, ""), deadline, retries).await {
+    match call(client, tally, &s.call, args, key(run, name, ""), deadline, retries).await {
         CallEnd::Answered(value) => StepEnd::Answered { value, fallback: false },
         CallEnd::Unknown => StepEnd::Unknown,
         CallEnd::Failed(failure) => match fallback {
             None => StepEnd::Failed(failure),
             Some((Fallback::Value(v), _)) => StepEnd::Answered { value: v, fallback: true },
             Some((Fallback::Call(c), Some(args))) => {
-                match call(client, &c, args, key(run, name, "/fallback"), deadline, retries).await {
+                match call(client, tally, &c, args, key(run, name, "/fallback"), deadline, retries).await {
                     CallEnd::Answered(value) => StepEnd::Answered { value, fallback: true },
                     CallEnd::Unknown => StepEnd::Unknown,
                     CallEnd::Failed(failure) => StepEnd::Failed(failure),
@@ -316,6 +353,7 @@ async fn execute(
             observer(&FlowEvent { run, step, kind });
         }
     };
+    let tally = Tally::default();
     let mut in_flight = FuturesUnordered::new();
     // Cancels the calls that may be replayed once a step fails.
     let cancel = CancellationToken::new();
@@ -348,14 +386,14 @@ async fn execute(
                         };
                         (f.clone(), args)
                     });
-                    let (permits, cancel) = (options.permits.clone(), cancel.clone());
+                    let (permits, cancel, tally) = (options.permits.clone(), cancel.clone(), &tally);
                     let eager = options.sabotage == Some(FlowSabotage::AckOnSend);
                     in_flight.push(async move {
                         let _permit = match &permits {
                             Some(p) => p.clone().acquire_owned().await.ok(),
                             None => None,
                         };
-                        let work = step(client, s, fallback, args, run);
+                        let work = step(client, tally, s, fallback, args, run);
                         let end = if replayable && !eager {
                             tokio::select! {
                                 biased;
@@ -393,8 +431,8 @@ async fn execute(
                 emit(i, FlowEventKind::Done { fallback });
             }
             StepEnd::Failed(failure) => {
+                progress.fail(i, &failure);
                 append(journal, run, &Record::Failed { step: i as u32, failure }, true)?;
-                progress.fail(i);
                 emit(i, FlowEventKind::Failed);
             }
             StepEnd::Unknown => {
@@ -418,7 +456,7 @@ async fn execute(
             let mut undone = false;
             for _ in 0..COMPENSATION_ATTEMPTS {
                 if let CallEnd::Answered(_) =
-                    call(client, undo, args.clone(), key(run, &s.name, "/undo"), s.deadline, 0).await
+                    call(client, &tally, undo, args.clone(), key(run, &s.name, "/undo"), s.deadline, 0).await
                 {
                     undone = true;
                     break;
@@ -442,5 +480,5 @@ async fn execute(
     let output = (status == Status::Completed).then(|| progress.output().ok()).flatten();
     append(journal, run, &Record::Ended { status, output: output.clone() }, true)?;
     emit(0, FlowEventKind::Ended(status));
-    Ok(report(&progress, run, status, output, resumed))
+    Ok(report(&progress, run, status, output, resumed, &tally))
 }

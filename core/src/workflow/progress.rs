@@ -41,9 +41,12 @@ pub enum StepState {
 pub enum StepFailure {
     /// The tool answered with `isError: true`.
     ToolError,
-    /// The client gave up on the call (its servers failed or none was available), knowing the
-    /// call had no effect or that repeating it is safe.
+    /// The client gave up on the call (its servers failed or none was available) knowing it
+    /// had no effect: it was refused, never sent, or answered with an error.
     CallFailed,
+    /// The call was sent and never answered, and the client may replay its tool: it may have
+    /// run, so its compensation runs if the workflow fails.
+    MayHaveRun,
     /// A reference in its arguments has no value.
     Missing {
         /// The path.
@@ -187,6 +190,8 @@ pub struct Progress<'w> {
     state: Vec<StepState>,
     results: Vec<Option<Value>>,
     fallback: Vec<bool>,
+    /// Failed steps whose call may have run (their compensation runs).
+    maybe_ran: Vec<bool>,
     /// Each waiting step's unfinished dependencies.
     waiting: Vec<u32>,
     ready: VecDeque<u32>,
@@ -219,6 +224,7 @@ impl<'w> Progress<'w> {
             state: vec![StepState::Waiting; n],
             results: vec![None; n],
             fallback: vec![false; n],
+            maybe_ran: vec![false; n],
             waiting: vec![0; n],
             ready: VecDeque::new(),
             running: 0,
@@ -366,11 +372,16 @@ impl<'w> Progress<'w> {
         self.finish(i, StepState::Done, Some(result));
     }
 
-    /// Step `i` failed: the workflow fails.
-    pub fn fail(&mut self, i: usize) {
+    /// Step `i` failed: the workflow fails. A step whose call may have run is compensated
+    /// like a done one.
+    pub fn fail(&mut self, i: usize, failure: &StepFailure) {
         self.end_running(i);
         self.state[i] = StepState::Failed;
         self.failed = true;
+        if *failure == StepFailure::MayHaveRun {
+            self.maybe_ran[i] = true;
+            self.done.push(i as u32);
+        }
     }
 
     /// Step `i`'s outcome is unknown: the workflow is parked.
@@ -399,13 +410,17 @@ impl<'w> Progress<'w> {
             .iter()
             .rev()
             .map(|&i| i as usize)
-            .filter(|&i| self.state[i] == StepState::Done && self.workflow.steps()[i].compensate.is_some())
+            .filter(|&i| self.undoable(i) && self.workflow.steps()[i].compensate.is_some())
             .collect()
+    }
+
+    fn undoable(&self, i: usize) -> bool {
+        self.state[i] == StepState::Done || (self.state[i] == StepState::Failed && self.maybe_ran[i])
     }
 
     /// Step `i`'s compensation answered.
     pub fn undone(&mut self, i: usize) {
-        assert_eq!(self.state[i], StepState::Done, "only a done step is undone");
+        assert!(self.undoable(i), "only a done step, or a failed one that may have run, is undone");
         self.state[i] = StepState::Undone;
     }
 
@@ -482,10 +497,14 @@ impl<'w> Progress<'w> {
                     p.state[i] = StepState::Skipped;
                     p.results[i] = Some(Value::Null);
                 }
-                Record::Failed { step, .. } => {
+                Record::Failed { step, failure } => {
                     let i = check(*step)?;
                     p.state[i] = StepState::Failed;
                     p.failed = true;
+                    if *failure == StepFailure::MayHaveRun {
+                        p.maybe_ran[i] = true;
+                        p.done.push(i as u32);
+                    }
                 }
                 Record::Unknown { step } => {
                     p.state[check(*step)?] = StepState::Unknown;
@@ -531,10 +550,10 @@ pub fn reference(
                         let fallback = p.eval(&c.args).ok().and_then(|a| answer(step, &c.tool, &a));
                         match fallback {
                             Some(v) => p.complete(step, v, true),
-                            None => p.fail(step),
+                            None => p.fail(step, &StepFailure::CallFailed),
                         }
                     }
-                    None => p.fail(step),
+                    None => p.fail(step, &StepFailure::CallFailed),
                 },
             },
         }
