@@ -26,6 +26,13 @@ pub(crate) const BUNDLED: &[(&str, &str)] = &[
     ("scenarios/tag-routing.toml", include_str!("../scenarios/tag-routing.toml")),
     ("scenarios/tool-list-change.toml", include_str!("../scenarios/tool-list-change.toml")),
     ("scenarios/weighted-capacity.toml", include_str!("../scenarios/weighted-capacity.toml")),
+    ("scenarios/workflow-compensation.toml", include_str!("../scenarios/workflow-compensation.toml")),
+    ("scenarios/workflow-conditional.toml", include_str!("../scenarios/workflow-conditional.toml")),
+    ("scenarios/workflow-crash-resume.toml", include_str!("../scenarios/workflow-crash-resume.toml")),
+    ("scenarios/workflow-fallback.toml", include_str!("../scenarios/workflow-fallback.toml")),
+    ("scenarios/workflow-fan-out.toml", include_str!("../scenarios/workflow-fan-out.toml")),
+    ("scenarios/workflow-pipeline.toml", include_str!("../scenarios/workflow-pipeline.toml")),
+    ("scenarios/workflow-rolling-restart.toml", include_str!("../scenarios/workflow-rolling-restart.toml")),
 ];
 
 #[cfg(test)]

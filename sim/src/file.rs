@@ -193,6 +193,8 @@ struct RawGroup {
     unsafe_tools: Vec<String>,
     #[serde(default)]
     mislabeled_tools: Vec<String>,
+    #[serde(default)]
+    idempotent_tools: Vec<String>,
     latency: Option<RawLatency>,
     error_rate: Option<f64>,
     wrong_rate: Option<f64>,
@@ -744,17 +746,18 @@ fn fleet(loc: &Locator<'_>, raw: &[RawGroup]) -> Result<Vec<ServerGroup>, FileEr
         if servers > MAX_SERVERS {
             return Err(loc.at(&at("count"), format!("the fleet has more than {MAX_SERVERS} servers")));
         }
-        if g.tools.len() + g.unsafe_tools.len() + g.mislabeled_tools.len() > MAX_LIST {
+        if g.tools.len() + g.unsafe_tools.len() + g.mislabeled_tools.len() + g.idempotent_tools.len() > MAX_LIST {
             return Err(loc.at(&at("tools"), format!("a group offers at most {MAX_LIST} tools")));
         }
         let mut tools: Vec<SimTool> = g.tools.iter().map(|t| SimTool::safe(t)).collect();
         tools.extend(g.unsafe_tools.iter().map(|t| SimTool::unsafe_(t)));
         tools.extend(g.mislabeled_tools.iter().map(|t| SimTool { idempotent: true, ..SimTool::unsafe_(t) }));
+        tools.extend(g.idempotent_tools.iter().map(|t| SimTool::deduplicated(t)));
         if tools.is_empty() {
             return Err(loc.hint(
                 &at("group"),
                 format!("the group `{}` offers no tool", g.group),
-                "list them in `tools`, `unsafe_tools` or `mislabeled_tools`",
+                "list them in `tools`, `unsafe_tools`, `mislabeled_tools` or `idempotent_tools`",
             ));
         }
         let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();

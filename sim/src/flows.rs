@@ -219,9 +219,10 @@ pub(crate) async fn drive(rig: Rig) -> u64 {
                     // The host crashed: its process and everything in it is gone.
                     tasks.abort_all();
                     while tasks.join_next().await.is_some() {}
+                    // The disk first: the dead process's handles fail from here on.
+                    disk.crash(0);
                     drop(journal);
                     drop(client);
-                    disk.crash(0);
                     restarted(&mut down).await;
                     epoch += 1;
                     continue 'epochs;

@@ -51,6 +51,17 @@ impl SimTool {
         SimTool { name: name.to_owned(), read_only: true, idempotent: true, truly_unsafe: false }
     }
 
+    /// A tool with side effects that its server applies once per idempotency key (a workflow
+    /// step's key), announced idempotent: honestly so.
+    pub fn deduplicated(name: &str) -> SimTool {
+        SimTool { name: name.to_owned(), read_only: false, idempotent: true, truly_unsafe: false }
+    }
+
+    /// Whether its server applies a call once per idempotency key.
+    pub fn deduplicates(&self) -> bool {
+        self.idempotent && !self.read_only && !self.truly_unsafe
+    }
+
     /// A tool with side effects, announced honestly (no hints).
     pub fn unsafe_(name: &str) -> SimTool {
         SimTool { name: name.to_owned(), read_only: false, idempotent: false, truly_unsafe: true }

@@ -247,7 +247,10 @@ impl SimServer {
             let now = turmoil::sim_elapsed().unwrap_or_default();
             let mut log = self.flow_calls.lock().expect("flow calls");
             let k = log.keys.entry(key).or_default();
-            k.executed = k.executed.saturating_add(1);
+            // A deduplicating server applies a key once; a repeat answers the same, no effect.
+            if !(tool.deduplicates() && k.executed > 0) {
+                k.executed = k.executed.saturating_add(1);
+            }
             k.truly_unsafe = tool.truly_unsafe;
             k.answered.get_or_insert(now);
             return Ok(flow_result(&tool.name, arguments));

@@ -54,14 +54,17 @@ pub trait Journal: Send {
 /// A journal shared by the workflows of one process.
 pub type SharedJournal = std::sync::Arc<std::sync::Mutex<dyn Journal>>;
 
-/// The journal on redb: one write transaction per record, committed with
-/// [`Durability::Immediate`] when the record must be durable and [`Durability::None`] otherwise
-/// (redb then keeps it until the next durable commit or loses it in a crash).
+/// The journal on redb. A record that must be durable is committed with
+/// [`Durability::Immediate`] (one fsync) together with the records before it that need not be,
+/// which wait in memory until then: lost in a crash, as an unsynced write would be, and written
+/// without a transaction of their own.
 #[derive(Debug)]
 pub struct RedbJournal {
     db: Database,
     /// Each run's next record number.
     next: BTreeMap<u64, u32>,
+    /// Records not yet committed: (run, number, JSON).
+    pending: Vec<(u64, u32, Vec<u8>)>,
 }
 
 fn storage(e: impl Into<redb::Error>) -> JournalError {
@@ -83,7 +86,7 @@ impl RedbJournal {
         let tx = db.begin_write().map_err(storage)?;
         tx.open_table(RECORDS).map_err(storage)?;
         tx.commit().map_err(storage)?;
-        Ok(RedbJournal { db, next: BTreeMap::new() })
+        Ok(RedbJournal { db, next: BTreeMap::new(), pending: Vec::new() })
     }
 
     fn next_seq(&mut self, run: u64) -> Result<u32, JournalError> {
@@ -109,14 +112,21 @@ impl Journal for RedbJournal {
             return Err(JournalError::Full(run));
         }
         let bytes = serde_json::to_vec(record).expect("a record serializes");
+        self.next.insert(run, seq + 1);
+        self.pending.push((run, seq, bytes));
+        if !sync {
+            return Ok(());
+        }
         let mut tx = self.db.begin_write().map_err(storage)?;
-        tx.set_durability(if sync { Durability::Immediate } else { Durability::None }).map_err(storage)?;
+        tx.set_durability(Durability::Immediate).map_err(storage)?;
         {
             let mut table = tx.open_table(RECORDS).map_err(storage)?;
-            table.insert((run, seq), bytes.as_slice()).map_err(storage)?;
+            for (run, seq, bytes) in &self.pending {
+                table.insert((*run, *seq), bytes.as_slice()).map_err(storage)?;
+            }
         }
         tx.commit().map_err(storage)?;
-        self.next.insert(run, seq + 1);
+        self.pending.clear();
         Ok(())
     }
 
@@ -132,6 +142,11 @@ impl Journal for RedbJournal {
                 seq,
                 error: e.to_string(),
             })?;
+            out.push(record);
+        }
+        for (_, seq, bytes) in self.pending.iter().filter(|(r, ..)| *r == run) {
+            let record =
+                serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt { run, seq: *seq, error: e.to_string() })?;
             out.push(record);
         }
         Ok(out)
@@ -150,6 +165,9 @@ impl Journal for RedbJournal {
             let Some(next) = run.checked_add(1) else { break };
             from = next;
         }
+        runs.extend(self.pending.iter().map(|(run, ..)| *run));
+        runs.sort_unstable();
+        runs.dedup();
         Ok(runs)
     }
 }
