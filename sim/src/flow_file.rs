@@ -236,4 +236,31 @@ mod tests {
         assert_eq!(f.workflow.max_parallel(), 2);
         assert_eq!(f.workflow.steps()[0].deadline, Some(Duration::from_secs(2)));
     }
+
+    /// The fields serde lists for an unknown key at `text`'s position.
+    fn fields(text: &str) -> Vec<String> {
+        let message = error(text).message;
+        let list = message.split_once("expected one of ").map_or("", |(_, l)| l);
+        list.split(", ").map(|f| f.trim_matches('`').to_owned()).collect()
+    }
+
+    #[test]
+    fn every_key_of_the_format_is_documented_and_every_documented_key_exists() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/workflows.md"))
+            .expect("docs/workflows.md");
+        // The rows of the key table, which starts at its header and ends at the first blank line.
+        let table = doc.split("| key | default | what it does |").nth(1).expect("the key table");
+        let mut have: Vec<String> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| Some(l.strip_prefix("| `")?.split('`').next()?.to_owned()))
+            .collect();
+        have.sort();
+        let top = fields("zz = 1\n");
+        let step = fields("name = \"w\"\n[[step]]\nname = \"a\"\ntool = \"t\"\nzz = 1\n");
+        let mut want: Vec<String> = top.into_iter().chain(step.iter().map(|k| format!("step.{k}"))).collect();
+        want.sort();
+        assert_eq!(have, want, "docs/workflows.md's key table and the format");
+    }
 }

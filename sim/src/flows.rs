@@ -325,7 +325,7 @@ pub(crate) fn check(flow: &FlowFile, runs: &BTreeMap<u64, RunOutcome>, calls: &F
             if let Some(sent) = calls.keys.get(&key(run, i, "")) {
                 for &d in workflow.deps(i) {
                     let d = d as usize;
-                    if outcome.fallbacks.contains(&d) && calls.keys.get(&key(run, d, "/fallback")).is_none() {
+                    if outcome.fallbacks.contains(&d) && !calls.keys.contains_key(&key(run, d, "/fallback")) {
                         // A fallback value: no server made it.
                         continue;
                     }

@@ -55,6 +55,13 @@ const HOSTILE: &[&str] = &[
     "\"g@1e-300\"",
     "{ constant = \"99999999999h\" }",
     "{ after = \"1ns\", percentile = 0.5 }",
+    "\"${\"",
+    "\"${steps.\"",
+    "\"${steps.a.b[18446744073709551616]}\"",
+    "\"${input}${input}$${\"",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    "{ path = \"steps.a\", equals = 1, exists = true }",
+    "{ value = 1, tool = \"t\" }",
 ];
 
 fn bundled() -> Vec<(String, String)> {
@@ -189,6 +196,35 @@ proptest! {
             text = apply(&text, m);
         }
         check(name, &text)?;
+    }
+}
+
+proptest! {
+    /// The example workflow file, edited one to four times: accepted, or rejected with a
+    /// position inside it; never a panic. An accepted file's workflow is a DAG: a planner run
+    /// over it, every call answered, starts each step once.
+    #[test]
+    fn mutated_workflow_files_are_accepted_as_dags_or_rejected_with_a_position(
+        edits in prop::collection::vec(mutation(), 1..5),
+    ) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flows/remember.toml");
+        let mut text = std::fs::read_to_string(path).expect("the example flow");
+        for m in &edits {
+            text = apply(&text, m);
+        }
+        match gauntlet_sim::flow_file::parse_flow("flow.toml", &text) {
+            Err(e) => {
+                prop_assert!(e.line >= 1 && e.line <= text.lines().count().max(1) + 1, "{}", e);
+                prop_assert!(e.col >= 1);
+            }
+            Ok(f) => {
+                let (status, _) = gauntlet_core::workflow::reference(&f.workflow, f.inputs.clone(), |_, _, _| {
+                    Some(serde_json::json!({ "text": "x" }))
+                });
+                // A reference that reads a key the answer lacks fails its step: still an end.
+                prop_assert!(matches!(status, gauntlet_core::workflow::Status::Completed | gauntlet_core::workflow::Status::Compensated));
+            }
+        }
     }
 }
 

@@ -100,11 +100,9 @@ fn a_crash_of_the_client_host_is_survived_without_an_effect_twice_and_unsafe_ste
 
 #[test]
 fn a_resume_that_forgets_the_journal_is_caught_running_an_unsafe_step_twice() {
-    let report = gauntlet_sim::run(&Scenario {
-        sabotage: Some(gauntlet_sim::Sabotage::RerunJournaled),
-        ..scenario(CRASH)
-    })
-    .expect("runs");
+    let report =
+        gauntlet_sim::run(&Scenario { sabotage: Some(gauntlet_sim::Sabotage::RerunJournaled), ..scenario(CRASH) })
+            .expect("runs");
     assert!(count(&report, |v| matches!(v, Violation::WorkflowEffectTwice { .. })) > 0, "{:?}", report.violations);
 }
 
@@ -113,16 +111,18 @@ fn a_failed_step_after_two_effects_compensates_both_and_an_executor_skipping_tha
     let honest = run(SHIP_DOWN);
     assert_eq!(honest.violations, Vec::new());
     assert!(ended(&honest, Status::Compensated) > 10, "runs during the brownout failed and were compensated");
-    let broken =
-        gauntlet_sim::run(&Scenario { sabotage: Some(gauntlet_sim::Sabotage::SkipCompensation), ..scenario(SHIP_DOWN) })
-            .expect("runs");
+    let broken = gauntlet_sim::run(&Scenario {
+        sabotage: Some(gauntlet_sim::Sabotage::SkipCompensation),
+        ..scenario(SHIP_DOWN)
+    })
+    .expect("runs");
     assert!(count(&broken, |v| matches!(v, Violation::NotCompensated { .. })) > 10, "{:?}", broken.violations);
 }
 
 #[test]
 fn an_executor_acknowledging_a_step_when_sent_is_caught_breaking_dependencies_and_the_output() {
-    let broken =
-        gauntlet_sim::run(&Scenario { sabotage: Some(gauntlet_sim::Sabotage::AckOnSend), ..scenario("") }).expect("runs");
+    let broken = gauntlet_sim::run(&Scenario { sabotage: Some(gauntlet_sim::Sabotage::AckOnSend), ..scenario("") })
+        .expect("runs");
     assert!(count(&broken, |v| matches!(v, Violation::DependencyBroken { .. })) > 0, "{:?}", broken.violations);
     assert!(count(&broken, |v| matches!(v, Violation::WorkflowDiverged { .. })) > 0);
     assert_eq!(run("").violations, Vec::new());

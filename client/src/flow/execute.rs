@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
-use futures::stream::FuturesUnordered;
 use gauntlet_core::outcome::Outcome;
 use gauntlet_core::workflow::{
     Call, Fallback, Progress, Record, ResumeError, Start, Status, Step, StepFailure, StepState, Workflow,
@@ -339,6 +337,27 @@ async fn step(
     }
 }
 
+/// A step in flight: its index and how it ended.
+type StepFuture<'a> = std::pin::Pin<Box<dyn Future<Output = (usize, StepEnd)> + Send + 'a>>;
+
+/// The first step to end, polling every step in flight in the order they started on each wake.
+/// Not a `FuturesUnordered`: that polls whichever was woken first, and when a server's session
+/// dies rmcp wakes its callers in a per-process random order, so two steps of one run on that
+/// session would reach the engine in a different order in every process.
+async fn next_end(in_flight: &mut Vec<StepFuture<'_>>) -> (usize, StepEnd) {
+    let (out, index) = std::future::poll_fn(|cx| {
+        for (k, f) in in_flight.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(out) = f.as_mut().poll(cx) {
+                return std::task::Poll::Ready((out, k));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+    drop(in_flight.remove(index));
+    out
+}
+
 async fn execute(
     client: &MultiServerClient,
     mut progress: Progress<'_>,
@@ -354,7 +373,8 @@ async fn execute(
         }
     };
     let tally = Tally::default();
-    let mut in_flight = FuturesUnordered::new();
+    // The steps in flight, polled in the order they started (see `next_end`).
+    let mut in_flight: Vec<StepFuture<'_>> = Vec::new();
     // Cancels the calls that may be replayed once a step fails.
     let cancel = CancellationToken::new();
     // Steps the broken executor took as done when sent.
@@ -388,7 +408,7 @@ async fn execute(
                     });
                     let (permits, cancel, tally) = (options.permits.clone(), cancel.clone(), &tally);
                     let eager = options.sabotage == Some(FlowSabotage::AckOnSend);
-                    in_flight.push(async move {
+                    in_flight.push(Box::pin(async move {
                         let _permit = match &permits {
                             Some(p) => p.clone().acquire_owned().await.ok(),
                             None => None,
@@ -404,7 +424,7 @@ async fn execute(
                             work.await
                         };
                         (i, end)
-                    });
+                    }));
                     if eager {
                         // The broken executor: done before the answer exists.
                         acked.push(i);
@@ -420,7 +440,10 @@ async fn execute(
                 }
             }
         }
-        let Some((i, end)) = in_flight.next().await else { break };
+        if in_flight.is_empty() {
+            break;
+        }
+        let (i, end) = next_end(&mut in_flight).await;
         if acked.contains(&i) {
             continue;
         }

@@ -145,8 +145,11 @@ impl Journal for RedbJournal {
             out.push(record);
         }
         for (_, seq, bytes) in self.pending.iter().filter(|(r, ..)| *r == run) {
-            let record =
-                serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt { run, seq: *seq, error: e.to_string() })?;
+            let record = serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt {
+                run,
+                seq: *seq,
+                error: e.to_string(),
+            })?;
             out.push(record);
         }
         Ok(out)

@@ -169,6 +169,11 @@ impl Builder {
         self
     }
 
+    /// The definition as written so far.
+    pub fn into_spec(self) -> Spec {
+        self.0
+    }
+
     /// Checks the workflow.
     pub fn build(self) -> Result<Workflow, DefinitionError> {
         Workflow::new(self.0)

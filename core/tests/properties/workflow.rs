@@ -188,11 +188,9 @@ fn continue_run(p: &mut Progress<'_>, failing: Option<usize>, records: &mut Vec<
                 Start::Call { step, .. } => {
                     records.push(Record::Intent { step: step as u32 });
                     if Some(step) == failing {
-                        p.fail(step);
-                        records.push(Record::Failed {
-                            step: step as u32,
-                            failure: gauntlet_core::workflow::StepFailure::CallFailed,
-                        });
+                        let failure = gauntlet_core::workflow::StepFailure::MayHaveRun;
+                        p.fail(step, &failure);
+                        records.push(Record::Failed { step: step as u32, failure });
                     } else {
                         p.complete(step, answer(step), false);
                         records.push(Record::Done { step: step as u32, result: answer(step), fallback: false });
