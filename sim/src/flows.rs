@@ -139,6 +139,7 @@ pub(crate) async fn drive(rig: Rig) -> u64 {
                             break;
                         }
                         tokio::time::sleep_until(start + due).await;
+                        *active.0.lock().expect("active") += 1;
                         next += 1;
                         offered += 1;
                         let _ = tx.send(next);
@@ -238,7 +239,9 @@ pub(crate) async fn drive(rig: Rig) -> u64 {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     let Ok((id, result)) = done else { continue };
                     end_run(&flow, id, result, &runs, &recorder, t_us());
-                    *active.0.lock().expect("active") -= 1;
+                    let mut n = active.0.lock().expect("active");
+                    *n = n.checked_sub(1).expect("a run ends once, after it was counted as started");
+                    drop(n);
                     active.1.notify_one();
                 }
             }

@@ -153,3 +153,14 @@ fn a_crash_at_any_moment_of_a_run_leaves_every_run_completed_or_parked_and_no_ef
         assert!(parked <= 1, "crash at {at} ms: at most the run in flight is parked");
     }
 }
+
+#[test]
+fn runs_started_by_poisson_arrivals_are_counted_before_they_end() {
+    // Regression: only closed-loop arrivals counted the runs in flight, so the first Poisson
+    // run to end took the count below zero.
+    let text = ORDERS.replace("arrivals = { callers = 4 }", "arrivals = { poisson = 20 }");
+    let file = gauntlet_sim::file::parse("poisson.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let report = gauntlet_sim::run(&file.scenario).expect("runs");
+    assert_eq!(report.violations, Vec::new());
+    assert!(report.issued > 50, "{} runs", report.issued);
+}
