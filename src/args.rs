@@ -54,6 +54,13 @@ pub(crate) enum Command {
     Flow(FlowCommand),
 }
 
+impl Command {
+    /// Whether the command runs the simulator.
+    pub(crate) fn simulates(&self) -> bool {
+        matches!(self, Command::Suite(_) | Command::Run(_) | Command::Compare(_) | Command::Explore(_))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum FlowCommand {
     /// Run a workflow file against the servers of a config file, journaling its progress;

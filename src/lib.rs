@@ -142,6 +142,14 @@ pub fn main_with(registry: Registry) -> ExitCode {
     logs(args.log_format);
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
+    if args.command.simulates() && !gauntlet_sim::SCHEDULER_SEEDED {
+        let _ = writeln!(
+            err,
+            "warning: built without `--cfg tokio_unstable`: tokio's scheduling randomness is not \
+             seeded, so a run with parallel workflow steps may give a different digest in another \
+             process (build inside the workspace, or add the flag to RUSTFLAGS)"
+        );
+    }
     let result = match args.command {
         args::Command::Strategies => pick::list_strategies(&mut out),
         args::Command::Pick(raw) => pick::Settings::try_from(raw).and_then(|settings| pick::run(&settings, &mut out)),

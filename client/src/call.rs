@@ -13,8 +13,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use gauntlet_core::cache::CacheKey;
 use gauntlet_core::outcome::Outcome;
@@ -22,7 +22,7 @@ use gauntlet_core::policy::{Attempt, Call, Hedge, Next};
 use gauntlet_core::workflow::IDEMPOTENCY_META;
 use gauntlet_core::{ServerId, Time};
 use rmcp::model::{CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, JsonObject, ServerResult};
-use rmcp::service::{PeerRequestOptions, ServiceError};
+use rmcp::service::{PeerRequestOptions, RequestHandle, RoleClient, ServiceError};
 use serde_json::Value;
 
 use crate::client::{CallError, CallOptions, CallReport, MultiServerClient};
@@ -292,7 +292,7 @@ async fn send(
             progress.key = Some(key);
         }
         let mut cancel = CancelOnDrop { session: &session, id: Some(handle.id.clone()) };
-        let response = handle.await_response().await;
+        let response = answer(handle, &session, !up.is_http()).await;
         cancel.id = None;
         match response? {
             ServerResult::CallToolResult(result) => Ok(result),
@@ -329,6 +329,62 @@ async fn send(
                 _ => up.note_answer(),
             }
             (outcome, true, None)
+        }
+    }
+}
+
+/// Awaits a request's answer, deaf to rmcp's wake-ups once the connection has ended.
+///
+/// When a connection dies, rmcp drops its table of pending requests in a hash map's order,
+/// waking each waiter. Were the caller's task woken then, it would be polled at a per-process
+/// random point, and a task with other calls in flight (a hedge, a fan-out, a workflow's
+/// parallel steps) would act on their answers there, so the engine would see them in a
+/// different order in every process. Over a stream transport, the answer is polled with a
+/// waker that passes a wake-up on to the caller only while the connection's read side has not
+/// ended (an answer is always read before the end); after it, the supervisor wakes the callers,
+/// failing their calls in request order. Over HTTP each request has its own connection: not
+/// gated.
+async fn answer(
+    handle: RequestHandle<RoleClient>,
+    session: &Session,
+    stream: bool,
+) -> Result<ServerResult, ServiceError> {
+    let response = handle.await_response();
+    if !stream {
+        return response.await;
+    }
+    let gate = Arc::new(Gate { ended: session.ended.clone(), caller: std::sync::Mutex::new(None) });
+    let waker = Waker::from(gate.clone());
+    let mut response = std::pin::pin!(response);
+    std::future::poll_fn(|cx| {
+        {
+            let mut caller = gate.caller.lock().expect("gate lock");
+            if !caller.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *caller = Some(cx.waker().clone());
+            }
+        }
+        response.as_mut().poll(&mut Context::from_waker(&waker))
+    })
+    .await
+}
+
+/// The waker [`answer`] polls rmcp's response with.
+struct Gate {
+    ended: Arc<AtomicBool>,
+    caller: std::sync::Mutex<Option<Waker>>,
+}
+
+impl Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.ended.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(caller) = self.caller.lock().expect("gate lock").as_ref() {
+            caller.wake_by_ref();
         }
     }
 }

@@ -9,7 +9,7 @@
 //! sequence order when the session dies.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,6 +138,8 @@ pub(crate) struct Handler {
     pub(crate) server: ServerId,
     pub(crate) notices: mpsc::UnboundedSender<Notice>,
     pub(crate) progress: ProgressRoutes,
+    /// Set when the connection's read side ends (see [`Session::ended`]).
+    pub(crate) ended: Arc<AtomicBool>,
 }
 
 impl ClientHandler for Handler {
@@ -309,6 +311,7 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
+    let read = Watched { inner: read, ended: handler.ended.clone() };
     let transport = AsyncRwTransport::new_client(read, write).with_max_line_length(MAX_MESSAGE_BYTES);
     let running = handler
         .serve_with_lifecycle(transport, lifecycle.mode())
@@ -420,6 +423,11 @@ pub(crate) struct Session {
     pub(crate) peer: rmcp::Peer<RoleClient>,
     pub(crate) era: Era,
     pub(crate) in_flight: InFlight,
+    /// Set as the connection's read side ends (end of stream or an error), before rmcp drops
+    /// its table of pending requests and wakes their waiters in a hash map's order: from then
+    /// on a call ignores rmcp's wake-ups and waits for the supervisor, which fails the calls in
+    /// flight in request order (see `call::answer`). Never set over HTTP.
+    pub(crate) ended: Arc<AtomicBool>,
     /// The `notifications/cancelled` of abandoned requests, being sent: the session is closed
     /// only after they are (bounded by [`CANCEL_FLUSH`]).
     pub(crate) cancels: tokio_util::task::TaskTracker,
@@ -429,8 +437,8 @@ pub(crate) struct Session {
 pub(crate) const CANCEL_FLUSH: Duration = Duration::from_secs(1);
 
 impl Session {
-    pub(crate) fn new(peer: rmcp::Peer<RoleClient>, era: Era) -> Session {
-        Session { peer, era, in_flight: InFlight::default(), cancels: tokio_util::task::TaskTracker::new() }
+    pub(crate) fn new(peer: rmcp::Peer<RoleClient>, era: Era, ended: Arc<AtomicBool>) -> Session {
+        Session { peer, era, in_flight: InFlight::default(), ended, cancels: tokio_util::task::TaskTracker::new() }
     }
 
     /// Sends `notifications/cancelled` for request `id`, tracked so a closing session waits for it.
@@ -446,6 +454,29 @@ impl Session {
     pub(crate) async fn flush_cancels(&self) {
         self.cancels.close();
         let _ = tokio::time::timeout(CANCEL_FLUSH, self.cancels.wait()).await;
+    }
+}
+
+/// A connection's read side that records when it ends.
+struct Watched<R> {
+    inner: R,
+    ended: Arc<AtomicBool>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let (before, room) = (buf.filled().len(), buf.remaining());
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(result) = &polled
+            && (result.is_err() || (room > 0 && buf.filled().len() == before))
+        {
+            self.ended.store(true, Ordering::Release);
+        }
+        polled
     }
 }
 

@@ -57,7 +57,12 @@ pub(crate) async fn supervise(shared: Arc<Shared>, index: usize, mut rng: Seeded
     let mut failures = 0u32;
     loop {
         up.status.lock().expect("status lock").link = LinkState::Connecting;
-        let handler = Handler { server: up.id, notices: shared.notices.clone(), progress: shared.progress.clone() };
+        let handler = Handler {
+            server: up.id,
+            notices: shared.notices.clone(),
+            progress: shared.progress.clone(),
+            ended: Arc::default(),
+        };
         let connect = shared.connector.connect(&up.config, HandlerToken(handler));
         let connected = tokio::select! {
             biased;
@@ -113,7 +118,7 @@ async fn serve(
         Ok(Err(e)) => return e,
         Err(_) => return format!("tools/list did not answer within {:?}", up.config.call_timeout),
     };
-    let session = Arc::new(Session::new(peer.clone(), era));
+    let session = Arc::new(Session::new(peer.clone(), era, running.service().ended.clone()));
     *up.tools.lock().expect("tools lock") = Some(tools);
     *up.session.write().expect("session lock") = Some(session.clone());
     {

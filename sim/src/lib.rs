@@ -36,3 +36,10 @@ pub use scenario::{
     SimTool, Workload,
 };
 pub use workload::MAX_CALLS;
+
+/// Whether this build seeds tokio's scheduling randomness: built with `--cfg tokio_unstable`
+/// (the workspace's `.cargo/config.toml` sets it), turmoil seeds each simulated host's runtime
+/// from the scenario's seed. Without it, a `tokio::select!` without `biased;` starts from a
+/// per-process random branch; rmcp's connection task has one, so a run whose tasks keep several
+/// calls in flight on one connection (a workflow's parallel steps) can differ between processes.
+pub const SCHEDULER_SEEDED: bool = cfg!(tokio_unstable);
