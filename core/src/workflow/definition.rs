@@ -309,50 +309,48 @@ impl Workflow {
         if spec.max_parallel == 0 || spec.max_parallel > MAX_PARALLEL {
             return Err(DefinitionError::Parallel(spec.max_parallel));
         }
-        let digest = {
-            let bytes = serde_json::to_vec(&spec).unwrap_or_default();
-            xxhash_rust::xxh3::xxh3_64(&bytes)
-        };
-        let mut index = std::collections::BTreeMap::new();
-        for (i, s) in spec.steps.iter().enumerate() {
-            if !valid_name(&s.name) {
-                return Err(DefinitionError::BadName(s.name.clone()));
-            }
-            if index.insert(s.name.as_str(), i as u32).is_some() {
-                return Err(DefinitionError::Duplicate(s.name.clone()));
-            }
+        let digest = digest_of(&spec);
+        let Spec { name: workflow_name, steps: specs, output, max_parallel } = spec;
+        // Names apart from the rest, so the rest can be taken apart while names are looked up.
+        let mut names = Vec::with_capacity(n);
+        let mut bodies = Vec::with_capacity(n);
+        for s in specs {
+            let StepSpec { name, call, after, when, fallback, deadline, retries, compensate } = s;
+            names.push(name);
+            bodies.push((call, after, when, fallback, deadline, retries, compensate));
         }
+        let index = Index::new(&names)?;
         let resolve = |t: &mut Template, step: &str, deps: &mut Vec<u32>| -> Result<(), DefinitionError> {
             let mut error = None;
             t.paths_mut(&mut |p| resolve_path(p, step, &index, deps, &mut error));
             error.map_or(Ok(()), Err)
         };
-        let parse = |v: &Value, step: &str, field: &'static str| {
+        let parse = |v: Value, step: &str, field: &'static str| {
             Template::parse(v).map_err(|error| DefinitionError::Syntax { step: step.to_owned(), field, error })
         };
         let mut steps = Vec::with_capacity(n);
         let mut deps: Vec<Vec<u32>> = Vec::with_capacity(n);
-        for (i, s) in spec.steps.iter().enumerate() {
-            let name = s.name.as_str();
+        for (i, (call, after, when, fallback, deadline, retries, compensate)) in bodies.into_iter().enumerate() {
+            let name = names[i].as_str();
             let mut d = Vec::new();
-            for a in &s.after {
-                let &j = index
+            for a in &after {
+                let j = index
                     .get(a.as_str())
                     .ok_or_else(|| DefinitionError::UnknownStep { step: name.to_owned(), missing: a.clone() })?;
                 d.push(j);
             }
-            let mut args = parse(&s.call.args, name, "args")?;
+            let mut args = parse(call.args, name, "args")?;
             resolve(&mut args, name, &mut d)?;
-            let when = match &s.when {
+            let when = match when {
                 None => None,
                 Some(w) => {
                     let (path, test) = match w {
-                        WhenSpec::Equals(p, v) => (p, Test::Equals(v.clone())),
-                        WhenSpec::NotEquals(p, v) => (p, Test::NotEquals(v.clone())),
+                        WhenSpec::Equals(p, v) => (p, Test::Equals(v)),
+                        WhenSpec::NotEquals(p, v) => (p, Test::NotEquals(v)),
                         WhenSpec::Exists(p) => (p, Test::Exists),
                         WhenSpec::Missing(p) => (p, Test::Missing),
                     };
-                    let mut path = Path::parse(path).map_err(|error| DefinitionError::Syntax {
+                    let mut path = Path::parse(&path).map_err(|error| DefinitionError::Syntax {
                         step: name.to_owned(),
                         field: "when",
                         error,
@@ -365,22 +363,22 @@ impl Workflow {
                     Some(Condition { path, test })
                 }
             };
-            let fallback = match &s.fallback {
+            let fallback = match fallback {
                 None => None,
-                Some(FallbackSpec::Value(v)) => Some(Fallback::Value(v.clone())),
+                Some(FallbackSpec::Value(v)) => Some(Fallback::Value(v)),
                 Some(FallbackSpec::Call(c)) => {
-                    let mut args = parse(&c.args, name, "fallback")?;
+                    let mut args = parse(c.args, name, "fallback")?;
                     resolve(&mut args, name, &mut d)?;
-                    Some(Fallback::Call(Call { tool: c.tool.clone(), args }))
+                    Some(Fallback::Call(Call { tool: c.tool, args }))
                 }
             };
             if d.contains(&(i as u32)) {
                 return Err(DefinitionError::SelfReference(name.to_owned()));
             }
-            let compensate = match &s.compensate {
+            let compensate = match compensate {
                 None => None,
                 Some(c) => {
-                    let mut args = parse(&c.args, name, "compensate")?;
+                    let mut args = parse(c.args, name, "compensate")?;
                     // A compensation runs after its step; it may read its step and its step's
                     // dependencies, never a step that might not have run.
                     let mut reads = Vec::new();
@@ -391,21 +389,21 @@ impl Workflow {
                                 step: name.to_owned(),
                                 message: format!(
                                     "its compensation reads `{}`, which is not one of its dependencies",
-                                    spec.steps[r as usize].name
+                                    names[r as usize]
                                 ),
                             });
                         }
                     }
-                    Some(Call { tool: c.tool.clone(), args })
+                    Some(Call { tool: c.tool, args })
                 }
             };
-            if s.retries > MAX_RETRIES {
+            if retries > MAX_RETRIES {
                 return Err(DefinitionError::Range {
                     step: name.to_owned(),
-                    message: format!("retries is {}; at most {MAX_RETRIES}", s.retries),
+                    message: format!("retries is {retries}; at most {MAX_RETRIES}"),
                 });
             }
-            if let Some(dl) = s.deadline
+            if let Some(dl) = deadline
                 && (dl.is_zero() || dl > MAX_DEADLINE)
             {
                 return Err(DefinitionError::Range {
@@ -417,16 +415,17 @@ impl Workflow {
             d.dedup();
             deps.push(d);
             steps.push(Step {
-                name: name.to_owned(),
-                call: Call { tool: s.call.tool.clone(), args },
+                // Moved in from `names` once every lookup is done.
+                name: String::new(),
+                call: Call { tool: call.tool, args },
                 when,
                 fallback,
-                deadline: s.deadline,
-                retries: s.retries,
+                deadline,
+                retries,
                 compensate,
             });
         }
-        let output = match &spec.output {
+        let output = match output {
             None => None,
             Some(v) => {
                 let mut t = parse(v, "output", "output")?;
@@ -435,23 +434,18 @@ impl Workflow {
                 Some(t)
             }
         };
+        drop(index);
         let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); n];
         for (i, d) in deps.iter().enumerate() {
             for &j in d {
                 dependents[j as usize].push(i as u32);
             }
         }
-        let order = topological(&deps, &dependents).map_err(|remaining| cycle_error(&spec, &deps, &remaining))?;
-        Ok(Workflow {
-            name: spec.name,
-            steps,
-            output,
-            max_parallel: spec.max_parallel,
-            deps,
-            dependents,
-            order,
-            digest,
-        })
+        let order = topological(&deps, &dependents).map_err(|remaining| cycle_error(&names, &deps, &remaining))?;
+        for (step, name) in steps.iter_mut().zip(names) {
+            step.name = name;
+        }
+        Ok(Workflow { name: workflow_name, steps, output, max_parallel, deps, dependents, order, digest })
     }
 
     /// Its name.
@@ -500,22 +494,175 @@ impl Workflow {
     }
 }
 
-fn resolve_path(
-    p: &mut Path,
-    step: &str,
-    index: &std::collections::BTreeMap<&str, u32>,
-    deps: &mut Vec<u32>,
-    error: &mut Option<DefinitionError>,
-) {
+/// Step names, sorted, to look a step up by name (a sorted list: fewer allocations and cache
+/// misses than a tree, and no hash order anywhere).
+struct Index<'a>(Vec<(&'a str, u32)>);
+
+impl<'a> Index<'a> {
+    /// Indexes `names`, refusing (as it comes first in the order written) a bad name or a name
+    /// that repeats an earlier one.
+    fn new(names: &'a [String]) -> Result<Index<'a>, DefinitionError> {
+        let bad = names.iter().position(|n| !valid_name(n));
+        let mut sorted: Vec<(&str, u32)> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
+        sorted.sort_unstable();
+        // Of each run of equal names, every one after the first written repeats it.
+        let repeat = sorted.windows(2).filter(|w| w[0].0 == w[1].0).map(|w| w[1].1 as usize).min();
+        match (bad, repeat) {
+            (Some(b), r) if r.is_none_or(|r| b < r) => Err(DefinitionError::BadName(names[b].clone())),
+            (_, Some(r)) => Err(DefinitionError::Duplicate(names[r].clone())),
+            _ => Ok(Index(sorted)),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.0.binary_search_by(|(n, _)| (*n).cmp(name)).ok().map(|k| self.0[k].1)
+    }
+}
+
+fn resolve_path(p: &mut Path, step: &str, index: &Index<'_>, deps: &mut Vec<u32>, error: &mut Option<DefinitionError>) {
     if let Root::Named(name) = &p.root {
         match index.get(name.as_str()) {
-            Some(&j) => {
+            Some(j) => {
                 deps.push(j);
                 p.root = Root::Step(j as usize);
             }
             None => {
                 if error.is_none() {
                     *error = Some(DefinitionError::UnknownStep { step: step.to_owned(), missing: name.clone() });
+                }
+            }
+        }
+    }
+}
+
+/// A hash of the definition as written: every field, as typed values in a fixed encoding
+/// (little-endian integers, length-prefixed strings and lists, a tag per variant), so it stays
+/// the same across builds, platforms and Rust versions. Not its JSON: escaping every string
+/// cost a quarter of checking a large definition.
+fn digest_of(spec: &Spec) -> u64 {
+    let Spec { name, steps, output, max_parallel } = spec;
+    // Sized for a typical step, so the buffer seldom grows (and is copied) on the way.
+    let mut e = Encoder(Vec::with_capacity(steps.len().saturating_mul(128).saturating_add(64)));
+    e.str(name);
+    e.u64(u64::from(*max_parallel));
+    e.option(output.as_ref(), Encoder::value);
+    e.len(steps.len());
+    for step in steps {
+        let StepSpec { name, call, after, when, fallback, deadline, retries, compensate } = step;
+        e.str(name);
+        e.call(call);
+        e.len(after.len());
+        after.iter().for_each(|a| e.str(a));
+        e.option(when.as_ref(), |e, w| match w {
+            WhenSpec::Equals(p, v) => {
+                e.tag(0);
+                e.str(p);
+                e.value(v);
+            }
+            WhenSpec::NotEquals(p, v) => {
+                e.tag(1);
+                e.str(p);
+                e.value(v);
+            }
+            WhenSpec::Exists(p) => {
+                e.tag(2);
+                e.str(p);
+            }
+            WhenSpec::Missing(p) => {
+                e.tag(3);
+                e.str(p);
+            }
+        });
+        e.option(fallback.as_ref(), |e, f| match f {
+            FallbackSpec::Call(c) => {
+                e.tag(0);
+                e.call(c);
+            }
+            FallbackSpec::Value(v) => {
+                e.tag(1);
+                e.value(v);
+            }
+        });
+        e.option(deadline.as_ref(), |e, d| {
+            e.u64(d.as_secs());
+            e.u64(u64::from(d.subsec_nanos()));
+        });
+        e.u64(u64::from(*retries));
+        e.option(compensate.as_ref(), Encoder::call);
+    }
+    xxhash_rust::xxh3::xxh3_64(&e.0)
+}
+
+/// The digest's encoding.
+struct Encoder(Vec<u8>);
+
+impl Encoder {
+    fn tag(&mut self, tag: u8) {
+        self.0.push(tag);
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn len(&mut self, n: usize) {
+        self.u64(n as u64);
+    }
+
+    fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn option<T>(&mut self, v: Option<T>, f: impl FnOnce(&mut Encoder, T)) {
+        match v {
+            None => self.tag(0),
+            Some(v) => {
+                self.tag(1);
+                f(self, v);
+            }
+        }
+    }
+
+    fn call(&mut self, c: &CallSpec) {
+        let CallSpec { tool, args } = c;
+        self.str(tool);
+        self.value(args);
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Null => self.tag(0),
+            Value::Bool(b) => self.tag(if *b { 2 } else { 1 }),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    self.tag(3);
+                    self.u64(u);
+                } else if let Some(i) = n.as_i64() {
+                    self.tag(4);
+                    self.u64(i as u64);
+                } else {
+                    self.tag(5);
+                    self.u64(n.as_f64().unwrap_or(f64::NAN).to_bits());
+                }
+            }
+            Value::String(s) => {
+                self.tag(6);
+                self.str(s);
+            }
+            Value::Array(items) => {
+                self.tag(7);
+                self.len(items.len());
+                items.iter().for_each(|i| self.value(i));
+            }
+            Value::Object(fields) => {
+                // In the map's order: by key (or as written, should a build turn on
+                // serde_json's `preserve_order`).
+                self.tag(8);
+                self.len(fields.len());
+                for (k, v) in fields {
+                    self.str(k);
+                    self.value(v);
                 }
             }
         }
@@ -543,7 +690,7 @@ fn topological(deps: &[Vec<u32>], dependents: &[Vec<u32>]) -> Result<Vec<u32>, V
 }
 
 /// Names a cycle among `remaining` (every one of them waits on another of them), and the rest.
-fn cycle_error(spec: &Spec, deps: &[Vec<u32>], remaining: &[u32]) -> DefinitionError {
+fn cycle_error(names: &[String], deps: &[Vec<u32>], remaining: &[u32]) -> DefinitionError {
     let left: std::collections::BTreeSet<u32> = remaining.iter().copied().collect();
     // Walk from the first remaining step through remaining dependencies until a step repeats.
     let mut seen = vec![usize::MAX; deps.len()];
@@ -555,7 +702,7 @@ fn cycle_error(spec: &Spec, deps: &[Vec<u32>], remaining: &[u32]) -> DefinitionE
         at = *deps[at as usize].iter().find(|d| left.contains(d)).expect("a waiting step waits on a waiting step");
     }
     let cycle: Vec<u32> = path[seen[at as usize]..].to_vec();
-    let name = |i: &u32| spec.steps[*i as usize].name.clone();
+    let name = |i: &u32| names[*i as usize].clone();
     DefinitionError::Cycle {
         cycle: cycle.iter().map(name).collect(),
         blocked: remaining.iter().filter(|i| !cycle.contains(i)).map(name).collect(),
@@ -608,6 +755,15 @@ mod tests {
         assert_eq!(e.err(), Some(DefinitionError::SelfReference("a".into())));
         let e = Builder::new("w").step(step("a b", &[])).build();
         assert_eq!(e.err(), Some(DefinitionError::BadName("a b".into())));
+    }
+
+    #[test]
+    fn the_first_bad_or_repeated_name_in_the_order_written_is_the_one_reported() {
+        let build = |names: &[&str]| names.iter().fold(Builder::new("w"), |b, n| b.step(step(n, &[]))).build().err();
+        assert_eq!(build(&["b", "a", "b", "a"]), Some(DefinitionError::Duplicate("b".into())));
+        assert_eq!(build(&["z", "a", "a", "z"]), Some(DefinitionError::Duplicate("a".into())));
+        assert_eq!(build(&["a", "x y", "a"]), Some(DefinitionError::BadName("x y".into())));
+        assert_eq!(build(&["a", "a", "x y"]), Some(DefinitionError::Duplicate("a".into())));
     }
 
     #[test]

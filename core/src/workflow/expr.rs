@@ -203,8 +203,8 @@ pub enum Template {
 }
 
 impl Template {
-    /// Reads `value` as a template.
-    pub fn parse(value: &Value) -> Result<Template, SyntaxError> {
+    /// Reads `value` as a template (taking its strings and literals as they are).
+    pub fn parse(value: Value) -> Result<Template, SyntaxError> {
         let mut refs = 0;
         parse(value, 0, &mut refs)
     }
@@ -277,19 +277,19 @@ impl Template {
     }
 }
 
-fn parse(value: &Value, depth: usize, refs: &mut usize) -> Result<Template, SyntaxError> {
+fn parse(value: Value, depth: usize, refs: &mut usize) -> Result<Template, SyntaxError> {
     if depth > MAX_DEPTH {
         return Err(SyntaxError::TooDeep);
     }
     let t = match value {
         Value::String(s) => parse_text(s, refs)?,
         Value::Array(items) => {
-            Template::Array(items.iter().map(|v| parse(v, depth + 1, refs)).collect::<Result<_, _>>()?)
+            Template::Array(items.into_iter().map(|v| parse(v, depth + 1, refs)).collect::<Result<_, _>>()?)
         }
         Value::Object(fields) => Template::Object(
-            fields.iter().map(|(k, v)| Ok((k.clone(), parse(v, depth + 1, refs)?))).collect::<Result<_, _>>()?,
+            fields.into_iter().map(|(k, v)| Ok((k, parse(v, depth + 1, refs)?))).collect::<Result<_, _>>()?,
         ),
-        other => Template::Literal(other.clone()),
+        other => Template::Literal(other),
     };
     // A subtree without references is kept as the value itself.
     Ok(match t {
@@ -316,10 +316,23 @@ impl Template {
     }
 }
 
-fn parse_text(s: &str, refs: &mut usize) -> Result<Template, SyntaxError> {
+fn parse_text(s: String, refs: &mut usize) -> Result<Template, SyntaxError> {
+    if !s.contains('$') {
+        return Ok(Template::Literal(Value::String(s)));
+    }
+    // The common case, a whole string that is one reference: no pieces to gather.
+    if let Some(inner) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}'))
+        && !inner.contains(['$', '}'])
+    {
+        *refs += 1;
+        if *refs > MAX_REFS {
+            return Err(SyntaxError::TooManyRefs);
+        }
+        return Ok(Template::Ref(Path::parse(inner)?));
+    }
     let mut pieces = Vec::new();
     let mut text = String::new();
-    let mut rest = s;
+    let mut rest = s.as_str();
     while let Some(at) = rest.find('$') {
         text.push_str(&rest[..at]);
         let after = &rest[at..];
@@ -327,7 +340,7 @@ fn parse_text(s: &str, refs: &mut usize) -> Result<Template, SyntaxError> {
             text.push_str("${");
             rest = r;
         } else if let Some(r) = after.strip_prefix("${") {
-            let end = r.find('}').ok_or_else(|| SyntaxError::Unclosed(s.to_owned()))?;
+            let end = r.find('}').ok_or_else(|| SyntaxError::Unclosed(s.clone()))?;
             *refs += 1;
             if *refs > MAX_REFS {
                 return Err(SyntaxError::TooManyRefs);
@@ -346,11 +359,13 @@ fn parse_text(s: &str, refs: &mut usize) -> Result<Template, SyntaxError> {
     if !text.is_empty() {
         pieces.push(Piece::Text(text));
     }
-    Ok(match pieces.as_slice() {
-        [] => Template::Literal(Value::String(String::new())),
-        [Piece::Text(t)] => Template::Literal(Value::String(t.clone())),
-        [Piece::Ref(p)] => Template::Ref(p.clone()),
-        _ => Template::Text(pieces),
+    if pieces.len() > 1 {
+        return Ok(Template::Text(pieces));
+    }
+    Ok(match pieces.pop() {
+        None => Template::Literal(Value::String(String::new())),
+        Some(Piece::Text(t)) => Template::Literal(Value::String(t)),
+        Some(Piece::Ref(p)) => Template::Ref(p),
     })
 }
 
@@ -405,7 +420,7 @@ mod tests {
     }
 
     fn resolved(v: &Value) -> Template {
-        let mut t = Template::parse(v).expect("parses");
+        let mut t = Template::parse(v.clone()).expect("parses");
         t.paths_mut(&mut |p| {
             if let Root::Named(n) = &p.root {
                 p.root = Root::Step(if n == "a" { 0 } else { 1 });
@@ -432,7 +447,7 @@ mod tests {
 
     #[test]
     fn dollar_dollar_escapes_and_a_lone_dollar_is_text() {
-        let t = Template::parse(&json!("$${input} costs $5")).expect("parses");
+        let t = Template::parse(json!("$${input} costs $5")).expect("parses");
         assert_eq!(t, Template::Literal(json!("${input} costs $5")));
     }
 
@@ -442,7 +457,7 @@ mod tests {
         assert!(matches!(Path::parse("steps"), Err(SyntaxError::Root(_))));
         assert!(matches!(Path::parse("input..x"), Err(SyntaxError::Segment(_))));
         assert!(matches!(Path::parse("input[x]"), Err(SyntaxError::Segment(_))));
-        assert!(matches!(Template::parse(&json!("${input")), Err(SyntaxError::Unclosed(_))));
+        assert!(matches!(Template::parse(json!("${input")), Err(SyntaxError::Unclosed(_))));
         let long = format!("input{}", ".a".repeat(MAX_SEGMENTS + 1));
         assert!(matches!(Path::parse(&long), Err(SyntaxError::TooLong(_))));
     }
