@@ -4,6 +4,13 @@
 //! (routing, balancing, breaker, budget, metrics, the ordered in-flight table). Both negotiate
 //! the same protocol era. The ratio of their throughputs, from batches alternated in one loop,
 //! is the figure to quote; the target is ≥ 0.8.
+//!
+//! `client/flow-overhead`: the workflow executor's coordination cost per step. The same calls,
+//! `FLOW_STEPS` at once, `FLOW_RUNS` times: once as the steps of a workflow run through
+//! `flow::run` (planning, templates, events, the journal's calls into a journal that stores
+//! nothing: its cost is `journal/*` in the workflow bench), once straight through the client
+//! with the same idempotency keys. The difference per step, from alternated rounds, is the
+//! figure; the target is ≤ 10 µs.
 
 mod common;
 
@@ -13,8 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gauntlet_client::CallOptions;
 use gauntlet_client::config::Config;
+use gauntlet_client::flow::{self, FlowOptions, Journal, JournalError, SharedJournal};
 use gauntlet_client::{ConnectError, Connected, Connector, HandlerToken, MultiServerClient};
+use gauntlet_core::workflow::{Builder, Record, Status, StepSpec, Workflow};
 use rmcp::model::ProtocolVersion;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, InitializeResult, JsonObject,
@@ -208,5 +218,118 @@ fn calls(c: &mut Criterion) {
 /// Alternated rounds for the throughput ratio.
 const RATIO_ROUNDS: usize = 40;
 
-criterion_group!(benches, calls);
+/// Steps of the overhead workflow: independent, all in flight at once (as many as the other
+/// sides keep in flight).
+const FLOW_STEPS: usize = IN_FLIGHT;
+/// Runs per round: the same number of calls as a batch.
+const FLOW_RUNS: usize = BATCH / FLOW_STEPS;
+
+/// A journal that keeps nothing, so the executor's own work is what is timed.
+struct Forget;
+
+impl Journal for Forget {
+    fn append(&mut self, _run: u64, _record: &Record, _sync: bool) -> Result<(), JournalError> {
+        Ok(())
+    }
+    fn records(&mut self, _run: u64) -> Result<Vec<Record>, JournalError> {
+        Ok(Vec::new())
+    }
+    fn runs(&mut self) -> Result<Vec<u64>, JournalError> {
+        Ok(Vec::new())
+    }
+}
+
+/// `FLOW_STEPS` independent echo steps, each with a templated argument.
+fn overhead_workflow() -> Workflow {
+    let steps = (0..FLOW_STEPS)
+        .map(|i| StepSpec::call(&format!("s{i}"), "g__echo", json!({ "text": format!("${{input.text}}-{i}") })));
+    steps.fold(Builder::new("overhead").max_parallel(FLOW_STEPS as u32), Builder::step).build().expect("valid")
+}
+
+async fn flow_batch(client: &MultiServerClient, workflow: &Workflow, journal: &SharedJournal) {
+    for run in 0..FLOW_RUNS as u64 {
+        let report = flow::run(client, workflow, run, json!({ "text": "m" }), journal, &FlowOptions::default())
+            .await
+            .expect("flow run");
+        assert_eq!(report.status, Status::Completed);
+    }
+}
+
+/// The same calls as `flow_batch`, straight through the client.
+async fn direct_batch(client: &MultiServerClient) {
+    for run in 0..FLOW_RUNS as u64 {
+        let calls: Vec<_> = (0..FLOW_STEPS)
+            .map(|i| {
+                let args = JsonObject::from_iter([("text".to_owned(), json!(format!("m-{i}")))]);
+                let options =
+                    CallOptions { idempotency_key: Some(flow::key(run, &format!("s{i}"), "")), ..Default::default() };
+                client.call_tool_with("g__echo", args, options)
+            })
+            .collect();
+        for r in join_all(calls).await {
+            black_box(r.expect("direct call"));
+        }
+    }
+}
+
+/// Every future's output, polled together in one task (as the executor polls a run's steps).
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+fn flow_overhead(c: &mut Criterion) {
+    let _ = c;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let servers: serde_json::Map<_, _> = (0..SERVERS)
+        .map(|i| (format!("s{i}"), json!({"type": "tcp", "address": "127.0.0.1:9", "group": "g", "trusted": true})))
+        .collect();
+    let config =
+        Config::parse(&json!({"mcpServers": servers, "gauntlet": {"balancer": "round-robin"}}).to_string(), &|_| None)
+            .expect("config");
+    let client = runtime.block_on(async {
+        let client = MultiServerClient::start_with(config, InProcess);
+        client.wait_ready(Duration::from_secs(10)).await;
+        client
+    });
+    let workflow = overhead_workflow();
+    let journal: SharedJournal = Arc::new(std::sync::Mutex::new(Forget));
+    // Warm both paths up once.
+    runtime.block_on(flow_batch(&client, &workflow, &journal));
+    runtime.block_on(direct_batch(&client));
+    let steps = (FLOW_RUNS * FLOW_STEPS) as f64;
+    let (mut extra, mut ratios) = (Vec::new(), Vec::new());
+    for _ in 0..RATIO_ROUNDS {
+        let t = Instant::now();
+        runtime.block_on(flow_batch(&client, &workflow, &journal));
+        let flow = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        runtime.block_on(direct_batch(&client));
+        let direct = t.elapsed().as_secs_f64();
+        extra.push((flow - direct) / steps * 1e6);
+        ratios.push(flow / direct);
+    }
+    common::report(&format!(
+        "client/flow-overhead: a workflow step's time beyond the same call made directly, µs, median of \
+         {RATIO_ROUNDS} alternated rounds of {FLOW_RUNS} runs x {FLOW_STEPS} steps: {}; flow / direct time: {}",
+        common::Spread::of(extra),
+        common::Spread::of(ratios)
+    ));
+}
+
+criterion_group!(benches, calls, flow_overhead);
 criterion_main!(benches);
