@@ -351,6 +351,30 @@ fn run_detail(h: &mut String, r: &RunResult, base: Option<&RunResult>, program: 
         }
         h.push_str("</table>\n");
     }
+    if !r.steps.is_empty() {
+        h.push_str(
+            "<table class=\"steps\"><tr><th>workflow step</th><th>sent</th><th>done</th><th>fallback</th><th>skipped</th>\
+             <th>failed</th><th>unknown</th><th>cancelled</th><th>compensated</th><th>compensation failed</th></tr>\n",
+        );
+        for s in &r.steps {
+            let _ = write!(h, "<tr><td>{}</td>", escape(&s.name));
+            for n in [
+                s.sent,
+                s.done,
+                s.fallback,
+                s.skipped,
+                s.failed,
+                s.unknown,
+                s.cancelled,
+                s.compensated,
+                s.compensation_failed,
+            ] {
+                let _ = write!(h, "<td class=\"num\">{n}</td>");
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    }
     if !r.expectations.is_empty() {
         h.push_str("<table><tr><th>expectation</th><th>expected</th><th>measured</th><th></th></tr>\n");
         for e in &r.expectations {

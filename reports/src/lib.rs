@@ -15,7 +15,9 @@ mod model;
 pub use html::{Page, html};
 pub use junit::junit;
 pub use markdown::{comparison, load_share, markdown, summary_line};
-pub use model::{Bucket, Calls, Event, Expectation, Latency, Phase, RunResult, Server, Verdict, Violation, What};
+pub use model::{
+    Bucket, Calls, Event, Expectation, Latency, Phase, RunResult, Server, Verdict, Violation, What, WorkflowStep,
+};
 
 /// A run as pretty JSON.
 pub fn json(run: &RunResult) -> String {

@@ -107,6 +107,33 @@ pub struct Server {
     pub latency: Latency,
 }
 
+/// One step of a workflow scenario, over every run: how often each thing happened to it (from
+/// the executor's events; a run resumed after a crash of the client's host can send a step
+/// again, and counts it again).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowStep {
+    /// Its name.
+    pub name: String,
+    /// Its call was sent.
+    pub sent: u64,
+    /// It got its result (its own call's).
+    pub done: u64,
+    /// It got its fallback's result.
+    pub fallback: u64,
+    /// Its condition did not hold.
+    pub skipped: u64,
+    /// It failed.
+    pub failed: u64,
+    /// It was sent and never answered: its run was parked.
+    pub unknown: u64,
+    /// It was cancelled because another step failed.
+    pub cancelled: u64,
+    /// Its compensation answered.
+    pub compensated: u64,
+    /// Its compensation failed for good.
+    pub compensation_failed: u64,
+}
+
 /// One time bucket of the run, for plots.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
@@ -397,6 +424,10 @@ pub struct RunResult {
     pub violations: Vec<Violation>,
     /// The scenario's expectations, checked.
     pub expectations: Vec<Expectation>,
+    /// A workflow scenario's steps, in the order written (absent for other scenarios, and in
+    /// results written before it was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<WorkflowStep>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -19,11 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gauntlet_client::config::Config;
-use gauntlet_client::flow::{self, FlowOptions, FlowReport, FlowSabotage, RedbJournal, SharedJournal};
+use gauntlet_client::flow::{
+    self, FlowEvent, FlowEventKind, FlowOptions, FlowReport, FlowSabotage, RedbJournal, SharedJournal,
+};
 use gauntlet_client::{MultiServerClient, Observer};
 use gauntlet_core::SeededRng;
 use gauntlet_core::workflow::{Status, Workflow, reference};
 use gauntlet_reports::Violation;
+use gauntlet_reports::WorkflowStep;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -52,6 +55,36 @@ pub(crate) struct RunOutcome {
 /// The runs, by id.
 pub(crate) type Runs = Arc<Mutex<BTreeMap<u64, RunOutcome>>>;
 
+/// What happened to each step, over every run.
+pub(crate) type Steps = Arc<Mutex<Vec<WorkflowStep>>>;
+
+/// A workflow scenario's steps, counted from zero (none for another scenario).
+pub(crate) fn steps(flow: Option<&crate::scenario::SimFlow>) -> Vec<WorkflowStep> {
+    flow.map_or_else(Vec::new, |f| {
+        f.0.workflow.steps().iter().map(|s| WorkflowStep { name: s.name.clone(), ..WorkflowStep::default() }).collect()
+    })
+}
+
+/// Counts an executor's event against its step.
+fn tally(steps: &Steps, event: &FlowEvent) {
+    let mut steps = steps.lock().expect("steps");
+    let Some(step) = steps.get_mut(event.step) else { return };
+    let count = match event.kind {
+        FlowEventKind::Started => &mut step.sent,
+        FlowEventKind::Done { fallback: false } => &mut step.done,
+        FlowEventKind::Done { fallback: true } => &mut step.fallback,
+        FlowEventKind::Skipped => &mut step.skipped,
+        FlowEventKind::Failed => &mut step.failed,
+        FlowEventKind::Unknown => &mut step.unknown,
+        FlowEventKind::Cancelled => &mut step.cancelled,
+        FlowEventKind::Compensated => &mut step.compensated,
+        FlowEventKind::CompensationFailed => &mut step.compensation_failed,
+        // Counted where the step's compensation ends; a run's end is not a step's.
+        FlowEventKind::Compensating | FlowEventKind::Ended(_) => return,
+    };
+    *count = count.saturating_add(1);
+}
+
 /// Everything the driver needs.
 pub(crate) struct Rig {
     /// The client, connected; its successors after a crash are started from `config`.
@@ -67,6 +100,7 @@ pub(crate) struct Rig {
     pub(crate) disk: SimDisk,
     pub(crate) sabotage: Option<Sabotage>,
     pub(crate) runs: Runs,
+    pub(crate) steps: Steps,
 }
 
 fn flow_sabotage(s: Option<Sabotage>) -> Option<FlowSabotage> {
@@ -118,6 +152,7 @@ pub(crate) async fn drive(rig: Rig) -> u64 {
         disk,
         sabotage,
         runs,
+        steps,
     } = rig;
     let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
     // Runs started and not ended, for closed-loop arrivals; notified when one ends.
@@ -167,7 +202,9 @@ pub(crate) async fn drive(rig: Rig) -> u64 {
             offered
         })
     };
-    let options = FlowOptions { sabotage: flow_sabotage(sabotage), ..FlowOptions::default() };
+    let observer_of_steps: flow::FlowObserver = Arc::new(move |event: &FlowEvent| tally(&steps, event));
+    let options =
+        FlowOptions { sabotage: flow_sabotage(sabotage), observer: Some(observer_of_steps), ..FlowOptions::default() };
     let t_us = move || micros(tokio::time::Instant::now().saturating_duration_since(start));
     let mut open = true;
     let mut epoch = 0u32;

@@ -136,6 +136,9 @@ pub struct RunReport {
     pub violations: Vec<Violation>,
     /// The hash of the run's log, as hex.
     pub digest: String,
+    /// A workflow scenario's steps: what happened to each, over every run (not in the digest:
+    /// the calls it counts are).
+    pub steps: Vec<gauntlet_reports::WorkflowStep>,
 }
 
 /// A run's figures, folded in as each call ended.

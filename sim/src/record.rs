@@ -535,6 +535,7 @@ impl Recorder {
             recovery_us,
             violations,
             digest: format!("{:032x}", self.digest.digest128()),
+            steps: Vec::new(),
         }
     }
 }
@@ -585,6 +586,7 @@ pub fn summarize(report: &RunReport) -> RunResult {
         events_dropped: report.events_dropped,
         violations: report.violations.clone(),
         expectations: Vec::new(),
+        steps: report.steps.clone(),
     }
 }
 

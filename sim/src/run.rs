@@ -43,8 +43,9 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
     let client_offered = offered.clone();
     let (client_down, down) = tokio::sync::watch::channel(false);
     let runs: crate::flows::Runs = Arc::default();
+    let steps: crate::flows::Steps = Arc::new(Mutex::new(crate::flows::steps(scenario.workflow.as_ref())));
     let flow = scenario.workflow.as_ref().map(|f| f.0.clone());
-    let (sabotage, client_runs) = (scenario.sabotage, runs.clone());
+    let (sabotage, client_runs, client_steps) = (scenario.sabotage, runs.clone(), steps.clone());
     sim.client(CLIENT, async move {
         let origin = tokio::time::Instant::now();
         let events = client_recorder.clone();
@@ -71,6 +72,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
                 disk: crate::disk::SimDisk::new(),
                 sabotage,
                 runs: client_runs,
+                steps: client_steps,
             };
             let n = crate::flows::drive(rig).await;
             *client_offered.lock().expect("offered") = n;
@@ -102,6 +104,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, SimError> {
         let runs = runs.lock().expect("runs");
         let calls = flow_calls.lock().expect("flow calls");
         report.violations.extend(crate::flows::check(&flow.0, &runs, &calls));
+        report.steps = steps.lock().expect("steps").clone();
     }
     Ok(report)
 }

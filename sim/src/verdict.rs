@@ -70,6 +70,7 @@ impl ScenarioFile {
             events_dropped: 0,
             violations: vec![Violation::Stopped { reason }],
             expectations: Vec::new(),
+            steps: Vec::new(),
         }
     }
 }

@@ -110,7 +110,19 @@ fn a_resume_that_forgets_the_journal_is_caught_running_an_unsafe_step_twice() {
 fn a_failed_step_after_two_effects_compensates_both_and_an_executor_skipping_that_is_caught() {
     let honest = run(SHIP_DOWN);
     assert_eq!(honest.violations, Vec::new());
-    assert!(ended(&honest, Status::Compensated) > 10, "runs during the brownout failed and were compensated");
+    let compensated = ended(&honest, Status::Compensated) as u64;
+    assert!(compensated > 10, "runs during the brownout failed and were compensated");
+    // The per-step table agrees with the runs: every compensated run failed at `ship` and
+    // undid `reserve` and `charge`; every step sent ended one way or another.
+    let names: Vec<&str> = honest.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["reserve", "charge", "ship"]);
+    let [reserve, charge, ship] = &honest.steps[..] else { panic!("{:?}", honest.steps) };
+    assert_eq!((ship.failed, reserve.compensated, charge.compensated), (compensated, compensated, compensated));
+    assert_eq!(ship.compensated, 0, "ship has no compensation");
+    for s in &honest.steps {
+        assert_eq!(s.sent, s.done + s.failed + s.unknown + s.cancelled, "{s:?}");
+    }
+    assert_eq!(gauntlet_sim::summarize(&honest).steps, honest.steps, "the results carry the table");
     let broken = gauntlet_sim::run(&Scenario {
         sabotage: Some(gauntlet_sim::Sabotage::SkipCompensation),
         ..scenario(SHIP_DOWN)

@@ -325,3 +325,35 @@ fn parallel_steps_on_crashing_servers_give_one_digest_in_every_process() {
     assert_eq!(digests(file, &["--seeds", "3"]), first);
     assert_eq!(digests(file, &["--seeds", "3"]), first);
 }
+
+#[test]
+fn a_workflow_scenario_s_results_and_report_count_what_happened_to_each_step() {
+    let dir = scratch("workflow-steps");
+    let html = dir.join("report.html");
+    let out = gauntlet(&[
+        "run",
+        "scenarios/workflow-compensation.toml",
+        "--out",
+        dir.to_str().expect("utf-8"),
+        "--html",
+        html.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = std::fs::read_dir(&dir)
+        .expect("results")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("workflow-compensation.")))
+        .expect("the run's results JSON");
+    let run: gauntlet_reports::RunResult =
+        serde_json::from_str(&std::fs::read_to_string(json).expect("readable")).expect("a run result");
+    let names: Vec<&str> = run.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["reserve", "charge", "ship"]);
+    // The file's outage of `ship` fails some runs after both effects: both are undone.
+    let [reserve, charge, ship] = &run.steps[..] else { panic!("{:?}", run.steps) };
+    assert!(ship.failed > 0, "{ship:?}");
+    assert_eq!((reserve.compensated, charge.compensated), (ship.failed, ship.failed));
+    let page = std::fs::read_to_string(&html).expect("the report");
+    let table = page.find("<table class=\"steps\">").expect("the report has the steps table");
+    assert!(page[table..].contains("<td>charge</td>"), "the table names the steps");
+    let _ = std::fs::remove_dir_all(dir);
+}
