@@ -339,13 +339,9 @@ fn a_workflow_scenario_s_results_and_report_count_what_happened_to_each_step() {
         html.to_str().expect("utf-8"),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let json = std::fs::read_dir(&dir)
-        .expect("results")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("workflow-compensation.")))
-        .expect("the run's results JSON");
+    let json = results(&dir).into_iter().find(|(name, _)| name.starts_with("workflow-compensation.")).map(|(_, v)| v);
     let run: gauntlet_reports::RunResult =
-        serde_json::from_str(&std::fs::read_to_string(json).expect("readable")).expect("a run result");
+        serde_json::from_value(json.expect("the run's results JSON")).expect("a run result");
     let names: Vec<&str> = run.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["reserve", "charge", "ship"]);
     // The file's outage of `ship` fails some runs after both effects: both are undone.
